@@ -1,0 +1,13 @@
+//! The DTC spec language, up to the syntax tree: YAML with source positions, the expression
+//! grammar (pest), and diagnostics with stable codes rendered like rustc.
+//!
+//! Data path: spec text → [`load`] (YAML nodes with spans) → [`syntax::Spec`] whose expressions
+//! are [`ast::Expr`] trees from [`parser`]. Binding names and types happens in `dtc-plan`.
+
+pub mod ast;
+pub mod diagnostic;
+pub mod load;
+pub mod parser;
+pub mod render;
+pub mod span;
+pub mod syntax;

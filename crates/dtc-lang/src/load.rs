@@ -1,0 +1,1 @@
+//! YAML spec files → [`crate::syntax::Spec`] plus diagnostics.

@@ -1,0 +1,1 @@
+//! Resolver and type checker: syntax trees → compiled plans.

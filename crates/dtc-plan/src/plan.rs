@@ -1,0 +1,355 @@
+//! The compiled, typed plan: what the engine executes.
+//!
+//! Every name of the spec is bound here to a [`Slot`]; functions and methods are enum variants.
+//! The engine never looks a name up by string while processing events.
+
+use std::sync::Arc;
+
+pub use dtc_lang::syntax::{Dialect, FieldType, WindowType};
+
+use crate::value::Value;
+
+/// Index of an aggregate in its plan's `aggregates`.
+pub type AggId = u16;
+/// Index of a column in an aggregate's record layout ([`AggregateLayout::columns`]).
+pub type ColumnId = u16;
+
+/// Where a compiled expression reads a name from. The engine's [`crate::eval::Scope`]
+/// implementation answers these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// Streaming: one projected path of the raw event (`source.a.b`, `source['k']`), an index
+    /// into [`StreamingPlan::source_paths`]. Missing in the event = null.
+    SourcePath(u32),
+    /// Streaming: the whole event as a map (only when the spec uses bare `source`).
+    WholeSource,
+    /// Streaming: the event time.
+    Time,
+    /// The identity string.
+    Identity,
+    /// The current record of an aggregate of the same plan: streaming aggregates, or earlier
+    /// window/variable aggregates of a window plan (their row values for this anchor).
+    Field { agg: AggId, column: ColumnId },
+    /// Window: a column of the anchor block (`anchor.offer_type`).
+    Anchor { column: ColumnId },
+    /// Window: `<streaming>.<aggregate>.<field>`: the anchor block when `agg` is the anchor's
+    /// aggregate, the identity record when `agg` is an Identity aggregate.
+    Stream { agg: AggId, column: ColumnId },
+    /// Window: inside a Window aggregate, `source.<field>`: the list of that column's values over
+    /// the window's blocks in time order.
+    WindowSource { column: ColumnId },
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CExpr {
+    Const(Value),
+    Load(Slot),
+    /// A comprehension variable, by depth index into the evaluator's locals.
+    Local(u16),
+    List(Vec<CExpr>),
+    Tuple(Vec<CExpr>),
+    Set(Vec<CExpr>),
+    Dict(Vec<(CExpr, CExpr)>),
+    Neg(Box<CExpr>),
+    Pos(Box<CExpr>),
+    Not(Box<CExpr>),
+    Binary(dtc_lang::ast::BinOp, Box<CExpr>, Box<CExpr>),
+    And(Box<CExpr>, Box<CExpr>),
+    Or(Box<CExpr>, Box<CExpr>),
+    /// Chained comparison: `first op1 e1 op2 e2 ...`, each operand evaluated at most once.
+    Compare(Box<CExpr>, Vec<(dtc_lang::ast::CmpOp, CExpr)>),
+    IfElse {
+        cond: Box<CExpr>,
+        body: Box<CExpr>,
+        orelse: Box<CExpr>,
+    },
+    /// Attribute of a runtime value: datetime/timedelta parts, or a key of a map
+    /// (`source.a.b` past the projected part, `x.name` on a dict).
+    Attr(Box<CExpr>, Attribute),
+    Index(Box<CExpr>, Box<CExpr>),
+    Slice {
+        value: Box<CExpr>,
+        lower: Option<Box<CExpr>>,
+        upper: Option<Box<CExpr>>,
+        step: Option<Box<CExpr>>,
+    },
+    /// A built-in function; keyword arguments are already placed (see [`Builtin`]).
+    Call(Builtin, Vec<CExpr>),
+    /// A method of a runtime value: receiver, method, arguments.
+    Method(Box<CExpr>, Method, Vec<CExpr>),
+    /// `[elt for ... in ... if ...]`. Each generator binds `targets.len()` locals starting at
+    /// `first_local` (several targets = tuple unpacking).
+    ListComp {
+        elt: Box<CExpr>,
+        generators: Vec<CGenerator>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CGenerator {
+    pub first_local: u16,
+    pub targets: u16,
+    pub iter: CExpr,
+    pub ifs: Vec<CExpr>,
+}
+
+/// Attributes that are not method calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Attribute {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Microsecond,
+    /// timedelta.days
+    Days,
+    /// timedelta.seconds
+    Seconds,
+    /// timedelta.microseconds
+    Microseconds,
+    /// A map key (`value.name` on a dict); also used for the names above when the receiver
+    /// turns out to be a map at run time.
+    Key(Arc<str>),
+}
+
+/// Built-in functions (contract 4.3) and the Python imports they stand for (4.6).
+///
+/// Argument conventions, after the resolver placed keyword arguments:
+/// - `Round`: (x) or (x, ndigits)
+/// - `Range`: 1 to 3 ints; `Min`/`Max`: one iterable or 2+ values
+/// - `Sorted`: (iterable) or (iterable, reverse: bool); `Enumerate`: (iterable) or (iterable, start)
+/// - `ParseTime`: (s) or (s, strftime format); `Strptime`: (s, fmt)
+/// - `FromTimestamp`: (seconds) — a timezone argument is accepted and dropped by the resolver
+/// - `TimeDelta`: exactly 7 args in Python's order
+///   (days, seconds, microseconds, milliseconds, minutes, hours, weeks), missing ones `0`
+/// - `DateTime`: (year, month, day, hour, minute, second, microsecond), missing ones `0`
+/// - `Date`: (year, month, day) → a datetime at midnight UTC
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Len,
+    Count,
+    Sum,
+    Min,
+    Max,
+    Abs,
+    Round,
+    Int,
+    Float,
+    Str,
+    Bool,
+    List,
+    Set,
+    Dict,
+    Tuple,
+    Sorted,
+    Reversed,
+    Any,
+    All,
+    Zip,
+    Range,
+    Enumerate,
+    ParseTime,
+    Strptime,
+    FromTimestamp,
+    UtcNow,
+    TimeDelta,
+    DateTime,
+    Date,
+    MathFloor,
+    MathCeil,
+    MathSqrt,
+    MathLog,
+    MathExp,
+    MathPow,
+}
+
+/// Methods on runtime values (contract 4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    // strings
+    Split,
+    Strip,
+    LStrip,
+    RStrip,
+    Lower,
+    Upper,
+    StartsWith,
+    EndsWith,
+    Replace,
+    Join,
+    Find,
+    // lists (append/extend return the list itself, as Blurr relied on)
+    Append,
+    Extend,
+    Index,
+    // maps
+    Get,
+    Keys,
+    Values,
+    Items,
+    // sets
+    Add,
+    Union,
+    // datetimes
+    Date,
+    Weekday,
+    IsoFormat,
+    Timestamp,
+    // timedeltas
+    TotalSeconds,
+}
+
+/// Where a field of a record layout comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// `_identity`
+    Identity,
+    /// `_start_time`
+    StartTime,
+    /// `_end_time`
+    EndTime,
+    /// A declared field.
+    Field,
+    /// A dimension field (Block / Identity with Dimensions).
+    Dimension,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub ty: FieldType,
+    pub role: ColumnRole,
+}
+
+/// The columns of one aggregate's record, in Blurr's output order: injected `_identity`,
+/// `_start_time`, `_end_time` (blocks only), the declared fields, then the dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateLayout {
+    pub columns: Vec<Column>,
+}
+
+impl AggregateLayout {
+    pub fn column(&self, name: &str) -> Option<ColumnId> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| i as ColumnId)
+    }
+}
+
+/// A field (or dimension) with its compiled expressions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPlan {
+    pub name: String,
+    pub ty: FieldType,
+    /// Where the value lives in the aggregate's record.
+    pub column: ColumnId,
+    pub value: CExpr,
+    pub when: Option<CExpr>,
+    /// Index into [`StreamingPlan::field_names`] / [`WindowPlan::field_names`]: evaluation
+    /// errors are counted per spec field under this id.
+    pub error_id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamAggregateKind {
+    Identity,
+    Block,
+    Activity { separate_by_inactive_seconds: i64 },
+    Variable,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAggregate {
+    pub name: String,
+    pub kind: StreamAggregateKind,
+    pub when: Option<CExpr>,
+    /// The `Name` of the spec's store entry, if the aggregate named one.
+    pub store: Option<String>,
+    pub layout: AggregateLayout,
+    /// Empty unless the aggregate has `Dimensions`.
+    pub dimensions: Vec<FieldPlan>,
+    pub fields: Vec<FieldPlan>,
+}
+
+/// A path into the raw JSON event, e.g. `["a", "b"]` for `source.a.b`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourcePath(pub Vec<String>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreBackendKind {
+    Memory,
+    Embedded,
+    DynamoDb,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorePlan {
+    pub name: String,
+    pub kind: StoreBackendKind,
+    pub table: Option<String>,
+    pub read_capacity_units: Option<i64>,
+    pub write_capacity_units: Option<i64>,
+    pub retention_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamingPlan {
+    pub name: String,
+    pub dialect: Dialect,
+    /// Projection: the only parts of an event the plan reads.
+    pub source_paths: Vec<SourcePath>,
+    /// True if the spec uses bare `source`, so the whole event must be kept.
+    pub needs_whole_source: bool,
+    pub identity: CExpr,
+    pub time: CExpr,
+    pub when: Option<CExpr>,
+    pub aggregates: Vec<StreamAggregate>,
+    pub stores: Vec<StorePlan>,
+    /// `<aggregate>.<field>` for every field and dimension, indexed by `FieldPlan::error_id`.
+    pub field_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowAggregateKind {
+    Window {
+        window_type: WindowType,
+        /// Non-zero; negative = before the anchor.
+        value: i64,
+        /// The streaming plan's Block/Activity aggregate the window reads.
+        source: AggId,
+        /// Columns of the source aggregate this window's fields read (`source.<field>`), so
+        /// the operator builds only these lists.
+        used_columns: Vec<ColumnId>,
+    },
+    Variable,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowAggregate {
+    pub name: String,
+    pub kind: WindowAggregateKind,
+    pub layout: AggregateLayout,
+    pub fields: Vec<FieldPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowPlan {
+    pub name: String,
+    pub dialect: Dialect,
+    /// The streaming plan this window spec reads (by `SourceBTS`).
+    pub streaming: Arc<StreamingPlan>,
+    /// The Block/Activity aggregate whose blocks are anchor candidates.
+    pub anchor_aggregate: AggId,
+    pub anchor: CExpr,
+    /// `Anchor.Max`: rows per identity per UTC day of the anchor's start.
+    pub max_per_day: Option<u32>,
+    pub aggregates: Vec<WindowAggregate>,
+    pub stores: Vec<StorePlan>,
+    /// `<aggregate>.<field>`, indexed by `FieldPlan::error_id`; also the output column names
+    /// after `identity` and `anchor_time`, in spec order.
+    pub field_names: Vec<String>,
+}
