@@ -7,4 +7,5 @@
 pub mod compile;
 pub mod eval;
 pub mod plan;
+pub mod record;
 pub mod value;
