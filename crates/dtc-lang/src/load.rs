@@ -1,1 +1,0 @@
-//! YAML spec files → [`crate::syntax::Spec`] plus diagnostics.
