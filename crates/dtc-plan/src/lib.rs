@@ -4,6 +4,7 @@
 //! [`plan::Slot`], every function a [`plan::Builtin`], and expression types are checked.
 //! [`eval`] executes compiled expressions over the [`value::Value`] model.
 
+pub mod codec;
 pub mod compile;
 pub mod eval;
 pub mod plan;
