@@ -6,6 +6,8 @@
 #   scripts/local-services.sh status   which servers run (exit 0 only if all run)
 #   scripts/local-services.sh env      print the env file's path and contents
 #
+# `start` prints one line, `source <state>/env.sh`, on stdout (all else goes to stderr), so
+# `eval "$(scripts/local-services.sh start)"` starts the servers and sets the variables.
 # See docs/local-services.md for versions, variables and the reasons behind each choice.
 set -euo pipefail
 
@@ -501,7 +503,7 @@ cmd_start() {
 CHOSEN_PORTS=()
         trap - EXIT INT TERM
     fi
-    printf 'source %s\n' "$STATE_DIR/env.sh"
+    printf 'source %q\n' "$STATE_DIR/env.sh"
 }
 
 cmd_stop() {
