@@ -1,0 +1,481 @@
+//! Projection pushdown: JSON event line → one [`Value`] per requested path.
+//!
+//! The requested paths form a trie. Deserialization walks the event once with serde_json's
+//! streaming parser; object members that no path asks for are skipped with [`IgnoredAny`], so
+//! no tree is built for the event, and only requested values are allocated. A path whose whole
+//! value is requested (an object or array used as such, or a prefix of another path) is built
+//! into a [`Value`] and its sub-paths are read from that value.
+//!
+//! Numbers: JSON integers that fit `i64` become `Int`; larger integers and all other numbers
+//! become `Float` (Python would keep big integers exact; no event source we know sends them).
+
+use std::fmt;
+use std::sync::Arc;
+
+use dtc_plan::plan::SourcePath;
+use dtc_plan::value::Value;
+use indexmap::IndexMap;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::reject::{RejectReason, Rejection};
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    children: Vec<(Box<str>, u32)>,
+    /// Output index when this node's whole value is requested.
+    slot: Option<u32>,
+}
+
+/// Extracts a plan's source paths from raw JSON lines. Build once per plan, share freely.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    nodes: Vec<Node>,
+    /// `(first, duplicate)`: a path listed twice is copied from its first occurrence.
+    duplicates: Vec<(u32, u32)>,
+    paths: usize,
+    whole: bool,
+}
+
+impl Extractor {
+    /// `paths` in the plan's order (`StreamingPlan::source_paths`). With `whole`, the whole event
+    /// is also produced, as a map after the paths (index `paths.len()`).
+    pub fn new(paths: &[SourcePath], whole: bool) -> Extractor {
+        let mut nodes = vec![Node::default()];
+        let mut duplicates = Vec::new();
+        for (index, path) in paths.iter().enumerate() {
+            let index = index as u32;
+            let mut node = 0usize;
+            for part in &path.0 {
+                let existing = nodes[node]
+                    .children
+                    .iter()
+                    .find(|(name, _)| **name == **part)
+                    .map(|(_, child)| *child as usize);
+                node = match existing {
+                    Some(child) => child,
+                    None => {
+                        let child = nodes.len();
+                        nodes.push(Node::default());
+                        nodes[node]
+                            .children
+                            .push((part.as_str().into(), child as u32));
+                        child
+                    }
+                };
+            }
+            match nodes[node].slot {
+                Some(first) => duplicates.push((first, index)),
+                None => nodes[node].slot = Some(index),
+            }
+        }
+        Extractor {
+            nodes,
+            duplicates,
+            paths: paths.len(),
+            whole,
+        }
+    }
+
+    /// How many values [`Extractor::extract`] produces per line.
+    pub fn output_len(&self) -> usize {
+        self.paths + usize::from(self.whole)
+    }
+
+    /// Fills `out` with one value per path (null when missing), plus the whole event when
+    /// requested. `out` is cleared first; reuse it across lines.
+    pub fn extract(&self, line: &[u8], out: &mut Vec<Value>) -> Result<(), Rejection> {
+        out.clear();
+        out.resize(self.output_len(), Value::Null);
+        let result = self.extract_into(line, out);
+        if result.is_err() {
+            // A rejected line must not leave half its values behind for a caller to misuse.
+            out.iter_mut().for_each(|v| *v = Value::Null);
+        }
+        result
+    }
+
+    fn extract_into(&self, line: &[u8], out: &mut [Value]) -> Result<(), Rejection> {
+        let text = std::str::from_utf8(line).map_err(|e| {
+            Rejection::new(
+                RejectReason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
+            )
+        })?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let is_object = if self.whole {
+            let whole = JsonValue.deserialize(&mut de).map_err(invalid_json)?;
+            let is_object = matches!(whole, Value::Map(_));
+            if is_object {
+                self.fill_from_value(0, &whole, out);
+                out[self.paths] = whole;
+            }
+            is_object
+        } else {
+            let seed = NodeSeed {
+                ex: self,
+                node: 0,
+                out,
+            };
+            seed.deserialize(&mut de).map_err(invalid_json)?
+        };
+        de.end().map_err(invalid_json)?;
+        if !is_object {
+            return Err(Rejection::new(
+                RejectReason::NotAnObject,
+                "the event is not a JSON object",
+            ));
+        }
+        for &(first, duplicate) in &self.duplicates {
+            out[duplicate as usize] = out[first as usize].clone();
+        }
+        Ok(())
+    }
+
+    /// Sets the outputs of `node` and its descendants from an already built value.
+    fn fill_from_value(&self, node: usize, value: &Value, out: &mut [Value]) {
+        let node = &self.nodes[node];
+        if let Some(slot) = node.slot {
+            out[slot as usize] = value.clone();
+        }
+        if node.children.is_empty() {
+            return;
+        }
+        let Value::Map(map) = value else { return };
+        for (name, child) in &node.children {
+            if let Some(member) = map.get(&Value::Str(Arc::from(&**name))) {
+                self.fill_from_value(*child as usize, member, out);
+            }
+        }
+    }
+}
+
+fn invalid_json(e: serde_json::Error) -> Rejection {
+    Rejection::new(RejectReason::InvalidJson, e.to_string())
+}
+
+/// Deserializes the value at one trie node; yields whether it was an object.
+struct NodeSeed<'a> {
+    ex: &'a Extractor,
+    node: usize,
+    out: &'a mut [Value],
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        let node = &self.ex.nodes[self.node];
+        if node.slot.is_some() {
+            let value = JsonValue.deserialize(deserializer)?;
+            self.ex.fill_from_value(self.node, &value, self.out);
+            return Ok(matches!(value, Value::Map(_)));
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let children = &self.ex.nodes[self.node].children;
+        while let Some(child) = map.next_key_seed(KeySeed(children))? {
+            match child {
+                Some(child) => {
+                    map.next_value_seed(NodeSeed {
+                        ex: self.ex,
+                        node: child as usize,
+                        out: &mut *self.out,
+                    })?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// Resolves an object key to a child node without allocating (serde_json hands out borrowed
+/// keys unless they contain escapes).
+struct KeySeed<'a>(&'a [(Box<str>, u32)]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<u32>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<u32>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<u32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<u32>, E> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(name, _)| **name == *key)
+            .map(|(_, child)| *child))
+    }
+}
+
+/// Builds a [`Value`] from any JSON value.
+struct JsonValue;
+
+impl<'de> DeserializeSeed<'de> for JsonValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::str(s))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(JsonValue)? {
+            items.push(item);
+        }
+        Ok(Value::list(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = IndexMap::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key_seed(StrKey)? {
+            let value = map.next_value_seed(JsonValue)?;
+            // Like Python's json.loads, a repeated key keeps its last value.
+            members.insert(Value::Str(key), value);
+        }
+        Ok(Value::Map(Arc::new(members)))
+    }
+}
+
+/// An object key straight into an `Arc<str>` (one allocation, no intermediate `String`).
+struct StrKey;
+
+impl<'de> DeserializeSeed<'de> for StrKey {
+    type Value = Arc<str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Arc<str>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrKey {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Arc<str>, E> {
+        Ok(Arc::from(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> SourcePath {
+        SourcePath(p.split('.').map(str::to_owned).collect())
+    }
+
+    fn extract(paths: &[&str], line: &str) -> Result<Vec<Value>, Rejection> {
+        let paths: Vec<SourcePath> = paths.iter().map(|p| path(p)).collect();
+        let ex = Extractor::new(&paths, false);
+        let mut out = vec![Value::Int(99)];
+        ex.extract(line.as_bytes(), &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn nested_and_missing_paths() {
+        let out = extract(
+            &["user.id", "user.geo.country", "missing", "user.missing.deep", "n"],
+            r#"{"skip": {"a": [1, {"b": 2}]}, "user": {"id": "u1", "geo": {"country": "FR"}}, "n": null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Value::str("u1"),
+                Value::str("FR"),
+                Value::Null,
+                Value::Null,
+                Value::Null
+            ]
+        );
+    }
+
+    #[test]
+    fn path_through_a_non_object_is_null() {
+        let out = extract(&["a.b", "c.d"], r#"{"a": "text", "c": [1, 2]}"#).unwrap();
+        assert_eq!(out, vec![Value::Null, Value::Null]);
+    }
+
+    #[test]
+    fn numbers_int_float_and_big_ints() {
+        let out = extract(
+            &["i", "f", "e", "neg", "big"],
+            r#"{"i": 7, "f": 7.0, "e": 1e3, "neg": -9223372036854775808, "big": 18446744073709551615}"#,
+        )
+        .unwrap();
+        assert!(matches!(out[0], Value::Int(7)));
+        assert!(matches!(out[1], Value::Float(f) if f == 7.0));
+        assert!(matches!(out[2], Value::Float(f) if f == 1000.0));
+        assert!(matches!(out[3], Value::Int(i64::MIN)));
+        assert!(matches!(out[4], Value::Float(f) if f == 18446744073709551615.0));
+    }
+
+    #[test]
+    fn whole_objects_and_arrays_and_prefix_paths() {
+        let out = extract(
+            &["items", "meta", "meta.k", "flag"],
+            r#"{"items": [1, "two", {"x": null}], "meta": {"k": "v", "k": "last"}, "flag": true}"#,
+        )
+        .unwrap();
+        let x: IndexMap<Value, Value> = [(Value::str("x"), Value::Null)].into_iter().collect();
+        assert_eq!(
+            out[0],
+            Value::list(vec![
+                Value::Int(1),
+                Value::str("two"),
+                Value::Map(Arc::new(x))
+            ])
+        );
+        let meta: IndexMap<Value, Value> = [(Value::str("k"), Value::str("last"))]
+            .into_iter()
+            .collect();
+        assert_eq!(out[1], Value::Map(Arc::new(meta)));
+        assert_eq!(out[2], Value::str("last"));
+        assert_eq!(out[3], Value::Bool(true));
+    }
+
+    #[test]
+    fn escapes_in_keys_and_values_and_repeated_keys() {
+        let out = extract(
+            &["key with space", "q", "dup"],
+            r#"{"key\u0020with space": "a\"b\\nc\u00e9", "q": "\ud83d\ude00", "dup": 1, "dup": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(out[0], Value::str("a\"b\\nc\u{e9}"));
+        assert_eq!(out[1], Value::str("\u{1f600}"));
+        assert_eq!(out[2], Value::Int(2));
+    }
+
+    #[test]
+    fn duplicate_paths_get_the_same_value() {
+        let out = extract(&["a", "b", "a"], r#"{"a": 1, "b": 2}"#).unwrap();
+        assert_eq!(out, vec![Value::Int(1), Value::Int(2), Value::Int(1)]);
+    }
+
+    #[test]
+    fn whole_event_after_the_paths() {
+        let ex = Extractor::new(&[path("a.b")], true);
+        assert_eq!(ex.output_len(), 2);
+        let mut out = Vec::new();
+        ex.extract(br#"{"a": {"b": 5}, "c": "x"}"#, &mut out)
+            .unwrap();
+        assert_eq!(out[0], Value::Int(5));
+        let Value::Map(whole) = &out[1] else {
+            panic!("whole event is not a map: {:?}", out[1]);
+        };
+        assert_eq!(whole.get(&Value::str("c")), Some(&Value::str("x")));
+        let err = ex.extract(b"[1]", &mut out).unwrap_err();
+        assert_eq!(err.reason, RejectReason::NotAnObject);
+    }
+
+    #[test]
+    fn every_reject_reason_of_the_extractor() {
+        let cases: [(&[u8], RejectReason); 8] = [
+            (br#"{"a": 1"#, RejectReason::InvalidJson),
+            (br#"{"a": 1} x"#, RejectReason::InvalidJson),
+            (b"{'a': 1}", RejectReason::InvalidJson),
+            (br#"{"a": 1e400}"#, RejectReason::InvalidJson),
+            (br#"[1, {"a": 2}]"#, RejectReason::NotAnObject),
+            (br#""text""#, RejectReason::NotAnObject),
+            (b"null", RejectReason::NotAnObject),
+            (b"{\"a\": \"\xff\"}", RejectReason::InvalidUtf8),
+        ];
+        let ex = Extractor::new(&[path("a")], false);
+        let mut out = Vec::new();
+        for (line, reason) in cases {
+            let err = ex.extract(line, &mut out).unwrap_err();
+            assert_eq!(err.reason, reason, "{}", String::from_utf8_lossy(line));
+            assert_eq!(out, vec![Value::Null]);
+        }
+        let err = ex.extract(br#"{"a": 1,}"#, &mut out).unwrap_err();
+        assert!(err.detail.contains("column 9"), "{}", err.detail);
+        let err = ex.extract(b"{\"a\": \"\xff\"}", &mut out).unwrap_err();
+        assert_eq!(err.detail, "invalid UTF-8 at byte 8");
+    }
+}

@@ -1,0 +1,155 @@
+//! Blurr's text output (contract section 9), byte for byte as Blurr's `json.dumps` printed it:
+//! `", "` and `": "` separators, non-ASCII escaped, floats like Python's `repr`, datetimes as
+//! ISO 8601 with `+00:00`.
+
+use std::io::{BufWriter, Write};
+
+use dtc_plan::plan::{AggregateLayout, ColumnRole};
+use dtc_plan::record::Row;
+use dtc_plan::value::Value;
+
+use super::{RowAggregate, RowSchema, RowSink, SinkSummary};
+use crate::error::IoError;
+use crate::format::{JsonStyle, iso_datetime, py_float_repr, write_json, write_str};
+
+const STYLE: JsonStyle = JsonStyle::Python;
+
+/// A window run in Blurr's format: one line per identity, `[identity, [row, …]]`, each row an
+/// object with `<aggregate>._identity` and `<aggregate>.<field>` for every window/variable
+/// aggregate in spec order.
+pub struct BlurrTextSink {
+    aggregates: Vec<RowAggregate>,
+    out: BufWriter<Box<dyn Write + Send>>,
+    line: String,
+    summary: SinkSummary,
+}
+
+impl BlurrTextSink {
+    pub fn new(rows: &RowSchema, out: Box<dyn Write + Send>) -> BlurrTextSink {
+        BlurrTextSink {
+            aggregates: rows.aggregates.clone(),
+            out: BufWriter::with_capacity(64 * 1024, out),
+            line: String::new(),
+            summary: SinkSummary::default(),
+        }
+    }
+}
+
+fn write_error(source: std::io::Error) -> IoError {
+    IoError::Write {
+        target: "Blurr text output".to_owned(),
+        source,
+    }
+}
+
+impl RowSink for BlurrTextSink {
+    fn write_identity(&mut self, identity: &str, rows: &[Row]) -> Result<(), IoError> {
+        let line = &mut self.line;
+        line.clear();
+        line.push('[');
+        write_str(identity, STYLE, line);
+        line.push_str(", [");
+        for (r, row) in rows.iter().enumerate() {
+            if r > 0 {
+                line.push_str(", ");
+            }
+            line.push('{');
+            let mut first = true;
+            for agg in &self.aggregates {
+                let mut key = |name: &str, line: &mut String| {
+                    if !first {
+                        line.push_str(", ");
+                    }
+                    first = false;
+                    write_str(&format!("{}.{name}", agg.name), STYLE, line);
+                    line.push_str(": ");
+                };
+                key("_identity", line);
+                write_str(identity, STYLE, line);
+                for (field, index) in &agg.fields {
+                    key(field, line);
+                    write_json(row.values.get(*index).unwrap_or(&Value::Null), STYLE, line);
+                }
+            }
+            line.push('}');
+        }
+        line.push_str("]]\n");
+        self.out.write_all(line.as_bytes()).map_err(write_error)?;
+        self.summary.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<SinkSummary, IoError> {
+        self.out.flush().map_err(write_error)?;
+        Ok(std::mem::take(&mut self.summary))
+    }
+}
+
+/// One stored record in Blurr's streaming text format (no trailing newline):
+/// `["<identity>/<aggregate>/<dim1:dim2>/<timestamp>", {…}]`, the object holding the layout's
+/// columns in order (`_identity`, `_start_time`, `_end_time`, declared fields, dimensions).
+///
+/// The key is Blurr's store key: identity and dimension aggregates have an empty timestamp
+/// part (`u1/user//`, `u1/session/s1/`), and activity blocks, which Blurr keyed by their start
+/// time, end with `_start_time` in ISO 8601 (`u1/activity//2018-03-07T22:35:31+00:00`). An
+/// aggregate is taken as an activity aggregate when it has no dimensions and a `_start_time`
+/// column.
+pub fn blurr_record_line(
+    identity: &str,
+    aggregate: &str,
+    dims: &[Value],
+    layout: &AggregateLayout,
+    columns: &[Value],
+) -> String {
+    let mut key = String::with_capacity(identity.len() + aggregate.len() + 32);
+    key.push_str(identity);
+    key.push('/');
+    key.push_str(aggregate);
+    key.push('/');
+    for (i, dim) in dims.iter().enumerate() {
+        if i > 0 {
+            key.push(':');
+        }
+        key.push_str(&py_str(dim));
+    }
+    key.push('/');
+    if dims.is_empty() {
+        let start = layout
+            .columns
+            .iter()
+            .position(|c| c.role == ColumnRole::StartTime)
+            .and_then(|i| columns.get(i));
+        if let Some(Value::DateTime(start)) = start {
+            key.push_str(&iso_datetime(start));
+        }
+    }
+
+    let mut line = String::with_capacity(key.len() + 64 * layout.columns.len());
+    line.push('[');
+    write_str(&key, STYLE, &mut line);
+    line.push_str(", {");
+    for (i, column) in layout.columns.iter().enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        write_str(&column.name, STYLE, &mut line);
+        line.push_str(": ");
+        write_json(columns.get(i).unwrap_or(&Value::Null), STYLE, &mut line);
+    }
+    line.push_str("}]");
+    line
+}
+
+/// Python's `str()` for the scalar values a dimension can hold.
+fn py_str(value: &Value) -> String {
+    match value {
+        Value::Str(s) => s.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => py_float_repr(*f),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::Null => "None".to_owned(),
+        Value::DateTime(dt) => iso_datetime(dt).replacen('T', " ", 1),
+        other => crate::format::to_json_string(other, JsonStyle::Python),
+    }
+}

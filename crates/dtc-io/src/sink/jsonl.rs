@@ -1,0 +1,116 @@
+//! Training rows as JSON lines: one object per row, `identity`, `anchor_time` (ISO 8601 with
+//! `+00:00`), then the value columns in row order.
+
+use std::io::{BufWriter, Write};
+
+use dtc_plan::record::Row;
+
+use super::{Destination, PartWriter, RowSchema, RowSink, SinkSummary, part_name};
+use crate::error::IoError;
+use crate::format::{JsonStyle, iso_datetime, write_json, write_str};
+
+enum Target {
+    /// A file in a destination, committed by `finish`.
+    Part(Box<dyn PartWriter>),
+    Stream(BufWriter<Box<dyn Write + Send>>),
+}
+
+impl Target {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Target::Part(part) => part,
+            Target::Stream(stream) => stream,
+        }
+    }
+}
+
+/// Writes rows as JSON lines to a destination file or a stream (stdout).
+pub struct JsonLinesSink {
+    columns: Vec<String>,
+    target: Target,
+    target_name: String,
+    line: String,
+    summary: SinkSummary,
+}
+
+impl JsonLinesSink {
+    /// One file, `part-<run id>-<worker>-00000.jsonl`, visible once the sink finishes.
+    pub fn to_destination(
+        rows: &RowSchema,
+        destination: &mut dyn Destination,
+        run_id: &str,
+        worker: u32,
+    ) -> Result<JsonLinesSink, IoError> {
+        let name = part_name(run_id, worker, 0, "jsonl");
+        let part = destination.create(&name)?;
+        Ok(JsonLinesSink::new(rows, Target::Part(part), name))
+    }
+
+    /// Lines to a stream, e.g. stdout.
+    pub fn to_writer(rows: &RowSchema, out: Box<dyn Write + Send>) -> JsonLinesSink {
+        let stream = BufWriter::with_capacity(64 * 1024, out);
+        JsonLinesSink::new(rows, Target::Stream(stream), "output stream".to_owned())
+    }
+
+    fn new(rows: &RowSchema, target: Target, target_name: String) -> JsonLinesSink {
+        JsonLinesSink {
+            columns: rows.columns.iter().map(|c| c.name.clone()).collect(),
+            target,
+            target_name,
+            line: String::new(),
+            summary: SinkSummary::default(),
+        }
+    }
+
+    fn write_error(&self, source: std::io::Error) -> IoError {
+        IoError::Write {
+            target: self.target_name.clone(),
+            source,
+        }
+    }
+}
+
+impl RowSink for JsonLinesSink {
+    fn write_identity(&mut self, identity: &str, rows: &[Row]) -> Result<(), IoError> {
+        for row in rows {
+            let line = &mut self.line;
+            line.clear();
+            line.push_str("{\"identity\":");
+            write_str(identity, JsonStyle::Compact, line);
+            line.push_str(",\"anchor_time\":\"");
+            line.push_str(&iso_datetime(&row.anchor_time));
+            line.push('"');
+            for (name, value) in self.columns.iter().zip(&row.values) {
+                line.push(',');
+                write_str(name, JsonStyle::Compact, line);
+                line.push(':');
+                write_json(value, JsonStyle::Compact, line);
+            }
+            line.push_str("}\n");
+            if let Err(e) = self.target.writer().write_all(self.line.as_bytes()) {
+                return Err(self.write_error(e));
+            }
+            self.summary.rows += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<SinkSummary, IoError> {
+        let JsonLinesSink {
+            target,
+            target_name,
+            mut summary,
+            ..
+        } = *self;
+        match target {
+            Target::Part(part) => summary.files.push(part.commit()?),
+            Target::Stream(mut stream) => {
+                stream.flush().map_err(|source| IoError::Write {
+                    target: target_name,
+                    source,
+                })?;
+            }
+        }
+        Ok(summary)
+    }
+}
