@@ -153,3 +153,168 @@ fn py_str(value: &Value) -> String {
         other => crate::format::to_json_string(other, JsonStyle::Python),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{RowAggregate, RowColumn};
+    use chrono::{TimeZone, Utc};
+    use dtc_plan::plan::{Column, FieldType};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn column(name: &str, ty: FieldType, role: ColumnRole) -> Column {
+        Column {
+            name: name.to_owned(),
+            ty,
+            role,
+        }
+    }
+
+    #[test]
+    fn window_rows_like_blurr() {
+        let schema = RowSchema {
+            columns: vec![
+                RowColumn {
+                    name: "last_session.games".to_owned(),
+                    ty: FieldType::Integer,
+                },
+                RowColumn {
+                    name: "last_session.spend".to_owned(),
+                    ty: FieldType::Float,
+                },
+                RowColumn {
+                    name: "vars.label".to_owned(),
+                    ty: FieldType::String,
+                },
+            ],
+            aggregates: vec![
+                RowAggregate {
+                    name: "last_session".to_owned(),
+                    fields: vec![("games".to_owned(), 0), ("spend".to_owned(), 1)],
+                },
+                RowAggregate {
+                    name: "vars".to_owned(),
+                    fields: vec![("label".to_owned(), 2)],
+                },
+            ],
+        };
+        let out = Shared::default();
+        let mut sink = Box::new(BlurrTextSink::new(&schema, Box::new(out.clone())));
+        let anchor_time = Utc.with_ymd_and_hms(2018, 3, 7, 0, 0, 0).unwrap();
+        let rows = [
+            Row {
+                identity: Arc::from("u1"),
+                anchor_time,
+                values: vec![
+                    Value::Int(3),
+                    Value::Float(20.979999999999997),
+                    Value::str("né"),
+                ],
+            },
+            Row {
+                identity: Arc::from("u1"),
+                anchor_time,
+                values: vec![Value::Int(0), Value::Float(0.0), Value::Null],
+            },
+        ];
+        sink.write_identity("u1", &rows).unwrap();
+        sink.write_identity("u2", &[]).unwrap();
+        assert_eq!(sink.finish().unwrap().rows, 2);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"["u1", [{"last_session._identity": "u1", "last_session.games": 3, "last_session.spend": 20.979999999999997, "vars._identity": "u1", "vars.label": "n\u00e9"}, "#,
+                r#"{"last_session._identity": "u1", "last_session.games": 0, "last_session.spend": 0.0, "vars._identity": "u1", "vars.label": null}]]"#,
+                "\n",
+                r#"["u2", []]"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn streaming_records_like_blurr() {
+        let start = Utc.with_ymd_and_hms(2018, 3, 7, 22, 35, 31).unwrap();
+        let end = start + chrono::TimeDelta::microseconds(250_000);
+        let session = AggregateLayout {
+            columns: vec![
+                column("_identity", FieldType::String, ColumnRole::Identity),
+                column("_start_time", FieldType::DateTime, ColumnRole::StartTime),
+                column("_end_time", FieldType::DateTime, ColumnRole::EndTime),
+                column("events", FieldType::Integer, ColumnRole::Field),
+                column("spend", FieldType::Float, ColumnRole::Field),
+                column("session_id", FieldType::String, ColumnRole::Dimension),
+                column("level", FieldType::Integer, ColumnRole::Dimension),
+            ],
+        };
+        let line = blurr_record_line(
+            "u1",
+            "session",
+            &[Value::str("s1"), Value::Int(4)],
+            &session,
+            &[
+                Value::str("u1"),
+                Value::DateTime(start),
+                Value::DateTime(end),
+                Value::Int(2),
+                Value::Float(1.0),
+                Value::str("s1"),
+                Value::Int(4),
+            ],
+        );
+        assert_eq!(
+            line,
+            r#"["u1/session/s1:4/", {"_identity": "u1", "_start_time": "2018-03-07T22:35:31+00:00", "_end_time": "2018-03-07T22:35:31.250000+00:00", "events": 2, "spend": 1.0, "session_id": "s1", "level": 4}]"#
+        );
+
+        let user = AggregateLayout {
+            columns: vec![
+                column("_identity", FieldType::String, ColumnRole::Identity),
+                column("country", FieldType::String, ColumnRole::Field),
+            ],
+        };
+        let line = blurr_record_line("u1", "user", &[], &user, &[Value::str("u1"), Value::Null]);
+        assert_eq!(
+            line,
+            r#"["u1/user//", {"_identity": "u1", "country": null}]"#
+        );
+
+        let activity = AggregateLayout {
+            columns: session.columns[..4].to_vec(),
+        };
+        let line = blurr_record_line(
+            "u1",
+            "activity",
+            &[],
+            &activity,
+            &[
+                Value::str("u1"),
+                Value::DateTime(start),
+                Value::DateTime(start),
+                Value::Int(1),
+            ],
+        );
+        assert!(
+            line.starts_with(r#"["u1/activity//2018-03-07T22:35:31+00:00", {"#),
+            "{line}"
+        );
+    }
+}

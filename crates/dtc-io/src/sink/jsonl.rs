@@ -114,3 +114,87 @@ impl RowSink for JsonLinesSink {
         Ok(summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{LocalDir, RowColumn, visible_files};
+    use chrono::{TimeZone, Utc};
+    use dtc_plan::plan::FieldType;
+    use dtc_plan::value::Value;
+    use std::sync::{Arc, Mutex};
+
+    fn schema() -> RowSchema {
+        RowSchema {
+            columns: vec![
+                RowColumn {
+                    name: "w.n".to_owned(),
+                    ty: FieldType::Integer,
+                },
+                RowColumn {
+                    name: "w.x".to_owned(),
+                    ty: FieldType::Float,
+                },
+            ],
+            aggregates: Vec::new(),
+        }
+    }
+
+    fn rows() -> Vec<Row> {
+        vec![Row {
+            identity: Arc::from("u\"1"),
+            anchor_time: Utc.with_ymd_and_hms(2018, 3, 7, 22, 35, 31).unwrap(),
+            values: vec![Value::Int(3), Value::Float(0.0)],
+        }]
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const EXPECTED: &str = "{\"identity\":\"u\\\"1\",\"anchor_time\":\"2018-03-07T22:35:31+00:00\",\"w.n\":3,\"w.x\":0.0}\n";
+
+    #[test]
+    fn rows_to_a_stream() {
+        let out = Shared::default();
+        let mut sink = Box::new(JsonLinesSink::to_writer(&schema(), Box::new(out.clone())));
+        sink.write_identity("u\"1", &rows()).unwrap();
+        sink.write_identity("u2", &[]).unwrap();
+        let summary = sink.finish().unwrap();
+        assert_eq!(summary.rows, 1);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, EXPECTED);
+    }
+
+    #[test]
+    fn rows_to_a_file_visible_only_after_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dest = LocalDir::new(dir.path());
+        let mut sink =
+            Box::new(JsonLinesSink::to_destination(&schema(), &mut dest, "r", 4).unwrap());
+        sink.write_identity("u\"1", &rows()).unwrap();
+        assert!(visible_files(dir.path()).unwrap().is_empty());
+        let summary = sink.finish().unwrap();
+        assert_eq!(
+            visible_files(dir.path()).unwrap(),
+            vec!["part-r-004-00000.jsonl".to_owned()]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&summary.files[0]).unwrap(),
+            EXPECTED
+        );
+    }
+}

@@ -334,3 +334,236 @@ impl RowSink for ParquetSink {
         Ok(std::mem::take(&mut self.summary))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{LocalDir, RowAggregate, RowColumn, visible_files};
+    use arrow::array::{
+        Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+    use chrono::TimeZone;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn schema() -> RowSchema {
+        let cols = [
+            ("w.n", FieldType::Integer),
+            ("w.x", FieldType::Float),
+            ("w.b", FieldType::Boolean),
+            ("w.s", FieldType::String),
+            ("w.t", FieldType::DateTime),
+            ("w.l", FieldType::List),
+        ];
+        RowSchema {
+            columns: cols
+                .iter()
+                .map(|(name, ty)| RowColumn {
+                    name: (*name).to_owned(),
+                    ty: *ty,
+                })
+                .collect(),
+            aggregates: vec![RowAggregate {
+                name: "w".to_owned(),
+                fields: (0..cols.len()).map(|i| (format!("f{i}"), i)).collect(),
+            }],
+        }
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_520_000_000 + seconds, 0).unwrap()
+    }
+
+    fn row(identity: &str, t: i64, values: Vec<Value>) -> Row {
+        Row {
+            identity: Arc::from(identity),
+            anchor_time: at(t),
+            values,
+        }
+    }
+
+    fn read_all(path: &std::path::Path) -> (SchemaRef, Vec<RecordBatch>, usize) {
+        let file = std::fs::File::open(path).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let groups = builder.metadata().num_row_groups();
+        let schema = builder.schema().clone();
+        let batches = builder
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (schema, batches, groups)
+    }
+
+    #[test]
+    fn round_trip_with_types_nulls_timestamps_files_and_row_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = ParquetOptions::new("run1", 0);
+        options.rows_per_file = 3;
+        options.row_group_rows = 2;
+        let mut sink: Box<dyn RowSink> = Box::new(
+            ParquetSink::new(
+                &schema(),
+                Some("offers"),
+                Box::new(LocalDir::new(dir.path())),
+                options,
+            )
+            .unwrap(),
+        );
+        let t = Value::DateTime(at(60) + chrono::TimeDelta::microseconds(7));
+        let list = Value::list(vec![Value::Int(1), Value::str("a")]);
+        let full = vec![
+            Value::Int(5),
+            Value::Float(2.5),
+            Value::Bool(true),
+            Value::str("é"),
+            t.clone(),
+            list,
+        ];
+        let nulls = vec![Value::Null; 6];
+        // Wrong types everywhere except the float column, which takes an integer.
+        let mismatched = vec![
+            Value::str("5"),
+            Value::Int(3),
+            Value::Int(1),
+            Value::Int(2),
+            Value::str("2018"),
+            Value::str("x"),
+        ];
+        sink.write_identity(
+            "u1",
+            &[
+                row("u1", 0, full.clone()),
+                row("u1", 10, nulls),
+                row("u1", 20, mismatched),
+            ],
+        )
+        .unwrap();
+        sink.write_identity("u0", &[]).unwrap();
+        sink.write_identity("u2", &[row("u2", 30, full.clone()), row("u2", 40, full)])
+            .unwrap();
+        let summary = sink.finish().unwrap();
+        assert_eq!(summary.rows, 5);
+        assert_eq!(summary.nulled_values, 5);
+        assert_eq!(summary.files.len(), 2);
+        assert_eq!(
+            visible_files(dir.path()).unwrap(),
+            vec![
+                "part-run1-000-00000.parquet".to_owned(),
+                "part-run1-000-00001.parquet".to_owned()
+            ]
+        );
+        let everything: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(everything.len(), 2, "no temporary file is left behind");
+
+        let (schema, batches, groups) = read_all(&dir.path().join("part-run1-000-00000.parquet"));
+        assert_eq!(groups, 2);
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let expected = [
+            ("identity", DataType::Utf8, false),
+            ("anchor_time", ts.clone(), false),
+            ("w.n", DataType::Int64, true),
+            ("w.x", DataType::Float64, true),
+            ("w.b", DataType::Boolean, true),
+            ("w.s", DataType::Utf8, true),
+            ("w.t", ts, true),
+            ("w.l", DataType::Utf8, true),
+        ];
+        for (field, (name, ty, nullable)) in schema.fields().iter().zip(expected) {
+            assert_eq!(
+                (
+                    field.name().as_str(),
+                    field.data_type(),
+                    field.is_nullable()
+                ),
+                (name, &ty, nullable)
+            );
+        }
+        assert_eq!(
+            schema.metadata().get("dtc.window_spec").map(String::as_str),
+            Some("offers")
+        );
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        assert_eq!(batch.num_rows(), 3);
+        let col = |i: usize| batch.column(i).clone();
+        let ids = col(0);
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(ids.value(2), "u1");
+        let anchors = col(1);
+        let anchors = anchors
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(anchors.value(1), at(10).timestamp_micros());
+        let n = col(2);
+        let n = n.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!((n.value(0), n.is_null(1), n.is_null(2)), (5, true, true));
+        let x = col(3);
+        let x = x.as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!((x.value(0), x.is_null(1), x.value(2)), (2.5, true, 3.0));
+        let b = col(4);
+        let b = b.as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert!(b.value(0) && b.is_null(2));
+        let s = col(5);
+        let s = s.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(s.value(0), "é");
+        let t = col(6);
+        let t = t
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(t.value(0), at(60).timestamp_micros() + 7);
+        assert!(t.is_null(2));
+        let l = col(7);
+        let l = l.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(l.value(0), r#"[1,"a"]"#);
+        assert!(l.is_null(1) && l.is_null(2));
+
+        let (_, batches, _) = read_all(&dir.path().join("part-run1-000-00001.parquet"));
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn no_rows_no_file_and_bad_options_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = ParquetSink::new(
+            &schema(),
+            None,
+            Box::new(LocalDir::new(dir.path())),
+            ParquetOptions::new("r", 1),
+        )
+        .unwrap();
+        let summary = Box::new(sink).finish().unwrap();
+        assert_eq!(summary, SinkSummary::default());
+        let mut options = ParquetOptions::new("r", 1);
+        options.rows_per_file = 0;
+        assert!(matches!(
+            ParquetSink::new(
+                &schema(),
+                None,
+                Box::new(LocalDir::new(dir.path())),
+                options
+            ),
+            Err(IoError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn snappy_files_are_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = ParquetOptions::new("s", 2);
+        options.compression = ParquetCompression::Snappy;
+        let mut sink = ParquetSink::new(
+            &schema(),
+            None,
+            Box::new(LocalDir::new(dir.path())),
+            options,
+        )
+        .unwrap();
+        sink.write_identity("u", &[row("u", 0, vec![Value::Int(1)])])
+            .unwrap();
+        let summary = Box::new(sink).finish().unwrap();
+        let (_, batches, _) = read_all(std::path::Path::new(&summary.files[0]));
+        assert_eq!(batches[0].num_rows(), 1);
+        assert_eq!(summary.nulled_values, 5, "missing values count as nulled");
+    }
+}
