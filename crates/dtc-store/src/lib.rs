@@ -1,1 +1,283 @@
-//! placeholder
+//! Where records live.
+//!
+//! A streaming run keeps, per identity, *identity records* (one per Identity aggregate and
+//! dimension values) and *blocks* (sessions and activity blocks, each with a `_start_time`).
+//! This crate stores them behind the [`BlockStore`] trait and nothing else: it does not know how
+//! records are computed. Backends: [`MemoryStore`] (tests, `memory:`), [`EmbeddedStore`] (the
+//! default, a crash-safe redb file), and later DynamoDB. [`open_store`] picks one from a URI.
+//!
+//! Access paths every backend serves without loading everything: a record by
+//! `(identity, aggregate, dims)`, all records of one identity, the blocks of one identity and
+//! aggregate in `_start_time` order (an index, not a sort), a page of identities, and atomic
+//! batches that carry input checkpoints so re-delivered events are not applied twice.
+//! The key layout is described in `docs/storage.md`.
+//!
+//! The trait is synchronous on purpose: the batch engine is CPU-bound and single-threaded per
+//! partition, so an async API would only add overhead and colour every caller; a network
+//! backend (DynamoDB) drives its own runtime inside its implementation.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dtc_plan::value::Value;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod embedded;
+mod encoding;
+mod error;
+mod memory;
+
+pub use embedded::EmbeddedStore;
+pub use error::{Fault, StoreError};
+pub use memory::MemoryStore;
+
+/// Identifies one record: the identity, the aggregate's name and its dimension values.
+///
+/// Dimension values compare by exact variant and bits (`Int(1)` and `Float(1.0)` are different
+/// keys), so the engine must convert dimensions to their declared type before building keys.
+/// Activity blocks use `dims = [Int(block id)]` with a stable id, so that a late event that
+/// moves a block's start does not change its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordKey {
+    pub identity: Arc<str>,
+    pub aggregate: Arc<str>,
+    pub dims: Vec<Value>,
+}
+
+impl RecordKey {
+    pub fn new(identity: &str, aggregate: &str, dims: Vec<Value>) -> RecordKey {
+        RecordKey {
+            identity: Arc::from(identity),
+            aggregate: Arc::from(aggregate),
+            dims,
+        }
+    }
+}
+
+/// Whether a record belongs to an Identity aggregate or is a block (Block or Activity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Identity,
+    Block,
+}
+
+/// A record as stored: the aggregate's columns in its layout order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub key: RecordKey,
+    pub kind: RecordKind,
+    /// The block's `_start_time`, which the time index is built on: required for blocks,
+    /// absent for identity records.
+    pub start_time: Option<DateTime<Utc>>,
+    pub columns: Vec<Value>,
+    /// Kept as written and returned on reads. The memory and embedded stores have a single
+    /// writer (the file lock) and do not check it; the DynamoDB backend uses it for conditional
+    /// writes, so the engine should increase it on every put of a record.
+    pub version: u64,
+}
+
+/// How far one input partition has been applied: the offset of the next event to apply.
+///
+/// Written in the same [`WriteBatch`] as the records it covers, so after a crash the stored
+/// records and the checkpoint agree and events below `offset` are skipped on re-delivery.
+/// File inputs can use the event ordinal as the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub offset: i64,
+}
+
+/// Changes applied together by [`BlockStore::write`]: deletes first, then puts in order (a later
+/// put of the same key wins), then checkpoints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    pub puts: Vec<StoredRecord>,
+    pub deletes: Vec<RecordKey>,
+    /// `(source partition, checkpoint)`, e.g. `("events-3", Checkpoint { offset: 1042 })`.
+    pub checkpoints: Vec<(String, Checkpoint)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty() && self.checkpoints.is_empty()
+    }
+
+    /// Checks what every backend requires before touching storage, so that an invalid batch
+    /// changes nothing on any backend.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        for record in &self.puts {
+            match (record.kind, record.start_time) {
+                (RecordKind::Block, None) => {
+                    return Err(StoreError::InvalidWrite(format!(
+                        "block {}{:?} of identity `{}` has no start time",
+                        record.key.aggregate, record.key.dims, record.key.identity
+                    )));
+                }
+                (RecordKind::Identity, Some(_)) => {
+                    return Err(StoreError::InvalidWrite(format!(
+                        "identity record {} of identity `{}` has a start time",
+                        record.key.aggregate, record.key.identity
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A half-open range of block start times, `start <= _start_time < end`; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    /// Every block.
+    pub const ALL: TimeRange = TimeRange {
+        start: None,
+        end: None,
+    };
+
+    pub fn new(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> TimeRange {
+        TimeRange { start, end }
+    }
+
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start.is_none_or(|s| s <= t) && self.end.is_none_or(|e| t < e)
+    }
+}
+
+/// One page of [`BlockStore::identities`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdentityPage {
+    pub identities: Vec<Arc<str>>,
+    /// Pass back as `after` for the next page; `None` when there are no more identities.
+    /// Opaque: a backend may put a continuation token here.
+    pub next: Option<String>,
+}
+
+/// Storage of identity records and blocks. See the crate docs for why it is synchronous.
+pub trait BlockStore: Send + Sync {
+    /// All records of an identity, in key order (aggregate, then dimensions).
+    fn load_identity(&self, identity: &str) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// One record, or `None` if it is not stored.
+    fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// The blocks of one identity and aggregate whose `_start_time` is in `range`, in
+    /// `_start_time` order, ties by dimension values.
+    fn blocks(
+        &self,
+        identity: &str,
+        aggregate: &str,
+        range: TimeRange,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Applies a batch. The memory and embedded stores apply all of it or nothing; an invalid
+    /// batch (see [`WriteBatch::validate`]) changes nothing on any backend.
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// Up to `limit` (at least one) identities that have records, starting after the `after`
+    /// token of the previous page. Memory and embedded stores return them sorted; a scanning backend may not.
+    fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError>;
+
+    /// The checkpoint stored for an input partition.
+    fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// For logs and messages, e.g. "embedded store at ./dtc-data".
+    fn describe(&self) -> String;
+
+    /// Every identity, by walking the pages of [`BlockStore::identities`].
+    fn all_identities(&self) -> Result<Vec<Arc<str>>, StoreError> {
+        const PAGE: usize = 1024;
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.identities(after.as_deref(), PAGE)?;
+            all.extend(page.identities);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+/// Opens the store a URI names: `memory:`, `file:PATH`, or a plain directory path (embedded).
+pub fn open_store(uri: &str) -> Result<Box<dyn BlockStore>, StoreError> {
+    let unsupported = || StoreError::UnsupportedUri {
+        uri: uri.to_string(),
+    };
+    if uri == "memory:" || uri == "memory://" {
+        return Ok(Box::new(MemoryStore::new()));
+    }
+    let path = match uri
+        .strip_prefix("file://")
+        .or_else(|| uri.strip_prefix("file:"))
+    {
+        Some(path) => path,
+        None if has_scheme(uri) => return Err(unsupported()),
+        None => uri,
+    };
+    if path.is_empty() {
+        return Err(unsupported());
+    }
+    Ok(Box::new(EmbeddedStore::open(std::path::Path::new(path))?))
+}
+
+/// `scheme:` of at least two letters, so that a Windows drive (`C:\data`) is still a path.
+fn has_scheme(uri: &str) -> bool {
+    match uri.split_once(':') {
+        Some((scheme, _)) => {
+            scheme.len() >= 2
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_store_picks_the_backend_from_the_uri() {
+        let memory = open_store("memory:").unwrap();
+        assert!(memory.describe().contains("memory"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        let store = open_store(plain.to_str().unwrap()).unwrap();
+        assert!(store.describe().contains("embedded"));
+        assert!(plain.join("blocks.redb").exists());
+
+        let with_scheme = dir.path().join("schemed");
+        open_store(&format!("file:{}", with_scheme.display())).unwrap();
+        assert!(with_scheme.join("blocks.redb").exists());
+    }
+
+    #[test]
+    fn unknown_schemes_name_the_supported_ones() {
+        for uri in ["dynamodb://table", "s3://bucket/x", "", "file:"] {
+            let err = open_store(uri).err().unwrap();
+            assert!(matches!(err, StoreError::UnsupportedUri { .. }), "{uri}");
+            assert!(err.to_string().contains("memory:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn time_range_is_half_open() {
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        let r = TimeRange::new(Some(t(10)), Some(t(20)));
+        assert!(r.contains(t(10)));
+        assert!(r.contains(t(19)));
+        assert!(!r.contains(t(20)));
+        assert!(!r.contains(t(9)));
+        assert!(TimeRange::ALL.contains(t(0)));
+    }
+}

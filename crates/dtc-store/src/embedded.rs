@@ -1,0 +1,389 @@
+//! The default store: one redb file, `<dir>/blocks.redb`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, DatabaseError, ReadableDatabase, TableDefinition};
+
+use crate::encoding;
+use crate::{
+    BlockStore, Checkpoint, IdentityPage, RecordKey, StoreError, StoredRecord, TimeRange,
+    WriteBatch,
+};
+
+/// Record key → record bytes.
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+/// Time-index key (identity, aggregate, start, dims) → nothing; kept in step with `RECORDS`.
+const BY_START: TableDefinition<&[u8], ()> = TableDefinition::new("blocks_by_start");
+/// Source partition → next offset to apply.
+const CHECKPOINTS: TableDefinition<&str, i64> = TableDefinition::new("checkpoints");
+
+/// The file name inside the store directory.
+pub const FILE_NAME: &str = "blocks.redb";
+
+/// A crash-safe single-file store on redb. Each [`BlockStore::write`] is one redb transaction,
+/// durable when it returns. The file is locked while open: a second open (from this or another
+/// process) fails with [`StoreError::Locked`].
+pub struct EmbeddedStore {
+    db: Database,
+    dir: PathBuf,
+    name: String,
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `dir`, creating the directory and the file if needed.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let file = dir.join(FILE_NAME);
+        let db = Database::create(&file).map_err(|e| match e {
+            DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: file.clone() },
+            other => redb_error(other, &file),
+        })?;
+        let store = EmbeddedStore {
+            db,
+            dir: dir.to_path_buf(),
+            name: format!("embedded store at {}", dir.display()),
+        };
+        // Creating the tables up front lets read transactions open them unconditionally.
+        let txn = store.db.begin_write().map_err(|e| store.err(e))?;
+        txn.open_table(RECORDS).map_err(|e| store.err(e))?;
+        txn.open_table(BY_START).map_err(|e| store.err(e))?;
+        txn.open_table(CHECKPOINTS).map_err(|e| store.err(e))?;
+        txn.commit().map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        redb_error(e, &self.dir.join(FILE_NAME))
+    }
+
+    fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let deletes = batch
+            .deletes
+            .iter()
+            .map(encoding::encode_key)
+            .collect::<Result<Vec<_>, _>>()?;
+        let puts = batch
+            .puts
+            .iter()
+            .map(|r| {
+                Ok((
+                    encoding::encode_key(&r.key)?,
+                    encoding::encode_record(r)?,
+                    r,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+            let mut by_start = txn.open_table(BY_START).map_err(|e| self.err(e))?;
+            let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+            for key in &deletes {
+                let old_start = match records
+                    .remove(key.bytes.as_slice())
+                    .map_err(|e| self.err(e))?
+                {
+                    Some(old) => encoding::stored_start(old.value(), &self.name)?,
+                    None => None,
+                };
+                if let Some(start) = old_start {
+                    by_start
+                        .remove(key.index_key(start).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            for (key, bytes, record) in &puts {
+                let old_start = match records
+                    .insert(key.bytes.as_slice(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?
+                {
+                    Some(old) => encoding::stored_start(old.value(), &self.name)?,
+                    None => None,
+                };
+                if let Some(start) = old_start {
+                    by_start
+                        .remove(key.index_key(start).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                if let Some(start) = record.start_time {
+                    by_start
+                        .insert(key.index_key(start).as_slice(), ())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            for (partition, checkpoint) in &batch.checkpoints {
+                checkpoints
+                    .insert(partition.as_str(), checkpoint.offset)
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        // An error above drops `txn` uncommitted, which aborts it: nothing of the batch lands.
+        txn.commit().map_err(|e| self.err(e))
+    }
+}
+
+/// Maps redb's errors onto whose fault they are.
+fn redb_error(e: impl Into<redb::Error>, file: &Path) -> StoreError {
+    match e.into() {
+        redb::Error::DatabaseAlreadyOpen => StoreError::Locked {
+            path: file.to_path_buf(),
+        },
+        redb::Error::Io(source) => StoreError::Io {
+            path: file.to_path_buf(),
+            source,
+        },
+        redb::Error::Corrupted(detail) => {
+            StoreError::corrupt(format!("embedded store {}", file.display()), detail)
+        }
+        redb::Error::ValueTooLarge(n) => {
+            StoreError::InvalidWrite(format!("a record of {n} bytes is too large to store"))
+        }
+        other => StoreError::Service {
+            service: "redb",
+            message: format!("{} ({})", other, file.display()),
+            retryable: false,
+        },
+    }
+}
+
+impl BlockStore for EmbeddedStore {
+    fn load_identity(&self, identity: &str) -> Result<Vec<StoredRecord>, StoreError> {
+        let prefix = encoding::identity_prefix(identity);
+        let end = encoding::after_prefix(&prefix);
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+        let range = records
+            .range(prefix.as_slice()..end.as_slice())
+            .map_err(|e| self.err(e))?;
+        range
+            .map(|entry| {
+                let (k, v) = entry.map_err(|e| self.err(e))?;
+                let key = encoding::decode_key(k.value(), &self.name)?;
+                encoding::decode_record(key, v.value(), &self.name)
+            })
+            .collect()
+    }
+
+    fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        let encoded = encoding::encode_key(key)?;
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+        let found = records
+            .get(encoded.bytes.as_slice())
+            .map_err(|e| self.err(e))?;
+        found
+            .map(|v| encoding::decode_record(key.clone(), v.value(), &self.name))
+            .transpose()
+    }
+
+    fn blocks(
+        &self,
+        identity: &str,
+        aggregate: &str,
+        range: TimeRange,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let Some((lo, hi, prefix_len)) = encoding::block_bounds(identity, aggregate, range) else {
+            return Ok(Vec::new());
+        };
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+        let by_start = txn.open_table(BY_START).map_err(|e| self.err(e))?;
+        let entries = by_start
+            .range(lo.as_slice()..hi.as_slice())
+            .map_err(|e| self.err(e))?;
+        entries
+            .map(|entry| {
+                let (index_key, _) = entry.map_err(|e| self.err(e))?;
+                let key = encoding::record_key_of_index(index_key.value(), prefix_len, &self.name)?;
+                let bytes = records
+                    .get(key.as_slice())
+                    .map_err(|e| self.err(e))?
+                    .ok_or_else(|| {
+                        StoreError::corrupt(&self.name, "time index points at a missing record")
+                    })?;
+                encoding::decode_record(
+                    encoding::decode_key(&key, &self.name)?,
+                    bytes.value(),
+                    &self.name,
+                )
+            })
+            .collect()
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.apply(&batch)
+    }
+
+    fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+        let mut from = after.map_or_else(Vec::new, |a| {
+            encoding::after_prefix(&encoding::identity_prefix(a))
+        });
+        let mut page = IdentityPage::default();
+        // One seek per identity: after reading an identity, jump past all of its keys.
+        let first_from = |from: &[u8]| -> Result<Option<String>, StoreError> {
+            let mut range = records.range(from..).map_err(|e| self.err(e))?;
+            match range.next() {
+                Some(entry) => {
+                    let (k, _) = entry.map_err(|e| self.err(e))?;
+                    encoding::identity_of(k.value(), &self.name).map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        while page.identities.len() < limit.max(1) {
+            let Some(identity) = first_from(&from)? else {
+                return Ok(page);
+            };
+            from = encoding::after_prefix(&encoding::identity_prefix(&identity));
+            page.identities.push(Arc::from(identity.as_str()));
+        }
+        if first_from(&from)?.is_some() {
+            page.next = page.identities.last().map(|i| i.to_string());
+        }
+        Ok(page)
+    }
+
+    fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+        let found = checkpoints.get(partition).map_err(|e| self.err(e))?;
+        Ok(found.map(|v| Checkpoint { offset: v.value() }))
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RecordKind, TimeRange};
+    use chrono::DateTime;
+    use dtc_plan::value::Value;
+    use tempfile::TempDir;
+
+    /// Keeps the temporary directory alive exactly as long as the store in it.
+    struct TempStore {
+        store: EmbeddedStore,
+        _dir: TempDir,
+    }
+
+    impl BlockStore for TempStore {
+        fn load_identity(&self, identity: &str) -> Result<Vec<StoredRecord>, StoreError> {
+            self.store.load_identity(identity)
+        }
+        fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+            self.store.get(key)
+        }
+        fn blocks(
+            &self,
+            identity: &str,
+            aggregate: &str,
+            range: TimeRange,
+        ) -> Result<Vec<StoredRecord>, StoreError> {
+            self.store.blocks(identity, aggregate, range)
+        }
+        fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+            self.store.write(batch)
+        }
+        fn identities(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<IdentityPage, StoreError> {
+            self.store.identities(after, limit)
+        }
+        fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
+            self.store.checkpoint(partition)
+        }
+        fn describe(&self) -> String {
+            self.store.describe()
+        }
+    }
+
+    #[test]
+    fn conformance() {
+        crate::conformance::run_all(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            Box::new(TempStore { store, _dir: dir })
+        });
+    }
+
+    fn block(identity: &str, session: &str, start_secs: i64) -> StoredRecord {
+        let start = DateTime::from_timestamp(start_secs, 0).unwrap();
+        StoredRecord {
+            key: RecordKey::new(identity, "session", vec![Value::str(session)]),
+            kind: RecordKind::Block,
+            start_time: Some(start),
+            columns: vec![Value::str(identity), Value::DateTime(start), Value::Int(3)],
+            version: 2,
+        }
+    }
+
+    #[test]
+    fn reopen_reads_the_same_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = vec![block("u1", "s2", 200), block("u1", "s1", 100)];
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            store
+                .write(WriteBatch {
+                    puts: written.clone(),
+                    deletes: vec![],
+                    checkpoints: vec![("p0".into(), Checkpoint { offset: 77 })],
+                })
+                .unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let blocks = store.blocks("u1", "session", TimeRange::ALL).unwrap();
+        assert_eq!(blocks, vec![written[1].clone(), written[0].clone()]);
+        assert_eq!(
+            store.checkpoint("p0").unwrap(),
+            Some(Checkpoint { offset: 77 })
+        );
+        assert_eq!(store.all_identities().unwrap(), vec![Arc::from("u1")]);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_dir_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = EmbeddedStore::open(dir.path()).unwrap();
+        let err = EmbeddedStore::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        assert!(err.to_string().contains("another dtc run"), "{err}");
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = EmbeddedStore::open(&file.join("store")).err().unwrap();
+        assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), vec![0xAB; 4096]).unwrap();
+        assert!(EmbeddedStore::open(dir.path()).is_err());
+    }
+}

@@ -1,0 +1,491 @@
+//! Byte layout of keys and records, shared by the memory and embedded stores.
+//!
+//! Keys are order-preserving so that prefix and range scans serve the access paths:
+//!
+//! - record key: `esc(identity) esc(aggregate) dim*`
+//! - time-index key: `esc(identity) esc(aggregate) time(start) dim*`
+//!
+//! `esc` copies a string's bytes with `00` written as `00 FF` and ends it with `00 01`, so that
+//! no escaped string is a prefix of another (`u1` / `u10`) and byte order is string order. A
+//! dimension is a tag byte, ordered by type, and an order-preserving payload: integers
+//! big-endian with the sign bit flipped, floats by their IEEE bits made sortable, times as
+//! seconds and nanoseconds. Containers (never valid dimensions in a spec, but representable)
+//! are their value-codec bytes escaped like a string.
+//!
+//! A record value is a header (format byte, kind, version, and a block's start time, so that
+//! the old index entry can be found without decoding the columns) followed by the columns in
+//! the `dtc_plan::codec` row encoding.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use dtc_plan::codec;
+use dtc_plan::value::Value;
+
+use crate::{RecordKey, RecordKind, StoreError, StoredRecord, TimeRange};
+
+const TERMINATOR: [u8; 2] = [0x00, 0x01];
+const ESCAPED_ZERO: [u8; 2] = [0x00, 0xFF];
+/// Byte length of an encoded time: 8 bytes of seconds, 4 of nanoseconds.
+const TIME_LEN: usize = 12;
+
+const DIM_NULL: u8 = 0x01;
+const DIM_BOOL: u8 = 0x02;
+const DIM_INT: u8 = 0x03;
+const DIM_FLOAT: u8 = 0x04;
+const DIM_STR: u8 = 0x05;
+const DIM_DATETIME: u8 = 0x06;
+const DIM_TIMEDELTA: u8 = 0x07;
+const DIM_OTHER: u8 = 0x08;
+
+const RECORD_FORMAT: u8 = 1;
+const KIND_IDENTITY: u8 = 0;
+const KIND_BLOCK: u8 = 1;
+/// Format byte, kind byte, version.
+const HEADER_LEN: usize = 1 + 1 + 8;
+
+/// A record key's bytes; the first `prefix_len` bytes are `esc(identity) esc(aggregate)`.
+pub(crate) struct EncodedKey {
+    pub bytes: Vec<u8>,
+    pub prefix_len: usize,
+}
+
+impl EncodedKey {
+    /// The time-index key of this record for a block starting at `start`.
+    pub fn index_key(&self, start: DateTime<Utc>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + TIME_LEN);
+        out.extend_from_slice(&self.bytes[..self.prefix_len]);
+        write_time(&mut out, start.timestamp(), start.timestamp_subsec_nanos());
+        out.extend_from_slice(&self.bytes[self.prefix_len..]);
+        out
+    }
+}
+
+pub(crate) fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
+    let mut bytes = aggregate_prefix(&key.identity, &key.aggregate);
+    let prefix_len = bytes.len();
+    for dim in &key.dims {
+        write_dim(&mut bytes, dim)?;
+    }
+    Ok(EncodedKey { bytes, prefix_len })
+}
+
+/// The prefix of every key of an identity.
+pub(crate) fn identity_prefix(identity: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(identity.len() + 2);
+    write_escaped(&mut out, identity.as_bytes());
+    out
+}
+
+fn aggregate_prefix(identity: &str, aggregate: &str) -> Vec<u8> {
+    let mut out = identity_prefix(identity);
+    write_escaped(&mut out, aggregate.as_bytes());
+    out
+}
+
+/// The smallest key greater than every key starting with `prefix`, which ends with a
+/// terminator: bumping its last byte (`01` → `02`) skips exactly the keys under it.
+pub(crate) fn after_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    if let Some(last) = out.last_mut() {
+        *last += 1;
+    }
+    out
+}
+
+/// Time-index bounds `[lo, hi)` for the blocks of an identity and aggregate in `range`, and the
+/// prefix length; `None` when the range is empty.
+pub(crate) fn block_bounds(
+    identity: &str,
+    aggregate: &str,
+    range: TimeRange,
+) -> Option<(Vec<u8>, Vec<u8>, usize)> {
+    let prefix = aggregate_prefix(identity, aggregate);
+    let bound = |t: DateTime<Utc>| {
+        let mut out = prefix.clone();
+        write_time(&mut out, t.timestamp(), t.timestamp_subsec_nanos());
+        out
+    };
+    let lo = range.start.map_or_else(|| prefix.clone(), bound);
+    let hi = range.end.map_or_else(|| after_prefix(&prefix), bound);
+    (lo < hi).then_some((lo, hi, prefix.len()))
+}
+
+/// The record key a time-index key points at: the index key without its time.
+pub(crate) fn record_key_of_index(
+    index_key: &[u8],
+    prefix_len: usize,
+    store: &str,
+) -> Result<Vec<u8>, StoreError> {
+    if index_key.len() < prefix_len + TIME_LEN {
+        return Err(StoreError::corrupt(store, "time-index key is too short"));
+    }
+    let mut out = Vec::with_capacity(index_key.len() - TIME_LEN);
+    out.extend_from_slice(&index_key[..prefix_len]);
+    out.extend_from_slice(&index_key[prefix_len + TIME_LEN..]);
+    Ok(out)
+}
+
+/// The identity a record key belongs to.
+pub(crate) fn identity_of(key: &[u8], store: &str) -> Result<String, StoreError> {
+    let mut pos = 0;
+    read_string(key, &mut pos, store)
+}
+
+pub(crate) fn decode_key(bytes: &[u8], store: &str) -> Result<RecordKey, StoreError> {
+    let mut pos = 0;
+    let identity = read_string(bytes, &mut pos, store)?;
+    let aggregate = read_string(bytes, &mut pos, store)?;
+    let mut dims = Vec::new();
+    while pos < bytes.len() {
+        dims.push(read_dim(bytes, &mut pos, store)?);
+    }
+    Ok(RecordKey::new(&identity, &aggregate, dims))
+}
+
+pub(crate) fn encode_record(record: &StoredRecord) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(RECORD_FORMAT);
+    out.push(match record.kind {
+        RecordKind::Identity => KIND_IDENTITY,
+        RecordKind::Block => KIND_BLOCK,
+    });
+    out.extend_from_slice(&record.version.to_le_bytes());
+    if let Some(start) = record.start_time {
+        out.extend_from_slice(&start.timestamp().to_le_bytes());
+        out.extend_from_slice(&start.timestamp_subsec_nanos().to_le_bytes());
+    }
+    codec::encode_values(&record.columns, &mut out).map_err(|e| {
+        StoreError::InvalidWrite(format!(
+            "record {}{:?} of identity `{}` cannot be encoded: {e}",
+            record.key.aggregate, record.key.dims, record.key.identity
+        ))
+    })?;
+    Ok(out)
+}
+
+pub(crate) fn decode_record(
+    key: RecordKey,
+    bytes: &[u8],
+    store: &str,
+) -> Result<StoredRecord, StoreError> {
+    let (kind, version, start_time, rest) = read_header(bytes, store)?;
+    let columns = codec::decode_values(rest)
+        .map_err(|e| StoreError::corrupt(store, format!("record columns: {e}")))?;
+    Ok(StoredRecord {
+        key,
+        kind,
+        start_time,
+        columns,
+        version,
+    })
+}
+
+/// The start time in a stored record's header, without decoding its columns.
+pub(crate) fn stored_start(bytes: &[u8], store: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    read_header(bytes, store).map(|(_, _, start, _)| start)
+}
+
+type Header<'a> = (RecordKind, u64, Option<DateTime<Utc>>, &'a [u8]);
+
+fn read_header<'a>(bytes: &'a [u8], store: &str) -> Result<Header<'a>, StoreError> {
+    let corrupt = |detail: &str| StoreError::corrupt(store, format!("record header: {detail}"));
+    let header = bytes
+        .get(..HEADER_LEN)
+        .ok_or_else(|| corrupt("truncated"))?;
+    if header[0] != RECORD_FORMAT {
+        return Err(corrupt(&format!("unknown record format {}", header[0])));
+    }
+    let version = u64::from_le_bytes(fixed(&header[2..10]));
+    let rest = &bytes[HEADER_LEN..];
+    match header[1] {
+        KIND_IDENTITY => Ok((RecordKind::Identity, version, None, rest)),
+        KIND_BLOCK => {
+            let time = rest.get(..TIME_LEN).ok_or_else(|| corrupt("truncated"))?;
+            let secs = i64::from_le_bytes(fixed(&time[..8]));
+            let nanos = u32::from_le_bytes(fixed(&time[8..]));
+            let start = DateTime::from_timestamp(secs, nanos)
+                .ok_or_else(|| corrupt("start time out of range"))?;
+            Ok((RecordKind::Block, version, Some(start), &rest[TIME_LEN..]))
+        }
+        other => Err(corrupt(&format!("unknown record kind {other}"))),
+    }
+}
+
+/// Copies a slice whose length the caller has already checked.
+fn fixed<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if b == 0 {
+            out.extend_from_slice(&ESCAPED_ZERO);
+        } else {
+            out.push(b);
+        }
+    }
+    out.extend_from_slice(&TERMINATOR);
+}
+
+fn read_escaped(bytes: &[u8], pos: &mut usize, store: &str) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    loop {
+        match bytes.get(*pos..*pos + 2) {
+            Some(&[0x00, 0x01]) => {
+                *pos += 2;
+                return Ok(out);
+            }
+            Some(&[0x00, 0xFF]) => {
+                out.push(0);
+                *pos += 2;
+            }
+            _ => match bytes.get(*pos) {
+                Some(&b) if b != 0 => {
+                    out.push(b);
+                    *pos += 1;
+                }
+                _ => return Err(StoreError::corrupt(store, "bad string in a key")),
+            },
+        }
+    }
+}
+
+fn read_string(bytes: &[u8], pos: &mut usize, store: &str) -> Result<String, StoreError> {
+    String::from_utf8(read_escaped(bytes, pos, store)?)
+        .map_err(|_| StoreError::corrupt(store, "key string is not UTF-8"))
+}
+
+/// Big-endian with the sign bit flipped: byte order equals numeric order.
+fn ordered_i64(i: i64) -> [u8; 8] {
+    ((i as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn unordered_i64(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// Negative floats have all bits flipped, positive ones only the sign bit, so that byte order
+/// is numeric order (NaNs sort at the ends, by payload).
+fn ordered_f64(f: f64) -> [u8; 8] {
+    let bits = f.to_bits();
+    let key = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    };
+    key.to_be_bytes()
+}
+
+fn unordered_f64(bytes: [u8; 8]) -> f64 {
+    let key = u64::from_be_bytes(bytes);
+    let bits = if key >> 63 == 1 {
+        key ^ (1 << 63)
+    } else {
+        !key
+    };
+    f64::from_bits(bits)
+}
+
+fn write_time(out: &mut Vec<u8>, secs: i64, nanos: u32) {
+    out.extend_from_slice(&ordered_i64(secs));
+    out.extend_from_slice(&nanos.to_be_bytes());
+}
+
+fn read_fixed<const N: usize>(
+    bytes: &[u8],
+    pos: &mut usize,
+    store: &str,
+) -> Result<[u8; N], StoreError> {
+    let slice = bytes
+        .get(*pos..*pos + N)
+        .ok_or_else(|| StoreError::corrupt(store, "truncated key"))?;
+    *pos += N;
+    Ok(fixed(slice))
+}
+
+fn read_time(bytes: &[u8], pos: &mut usize, store: &str) -> Result<(i64, u32), StoreError> {
+    let secs = unordered_i64(read_fixed(bytes, pos, store)?);
+    let nanos = u32::from_be_bytes(read_fixed(bytes, pos, store)?);
+    Ok((secs, nanos))
+}
+
+fn write_dim(out: &mut Vec<u8>, dim: &Value) -> Result<(), StoreError> {
+    match dim {
+        Value::Null => out.push(DIM_NULL),
+        Value::Bool(b) => out.extend_from_slice(&[DIM_BOOL, u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(DIM_INT);
+            out.extend_from_slice(&ordered_i64(*i));
+        }
+        Value::Float(f) => {
+            out.push(DIM_FLOAT);
+            out.extend_from_slice(&ordered_f64(*f));
+        }
+        Value::Str(s) => {
+            out.push(DIM_STR);
+            write_escaped(out, s.as_bytes());
+        }
+        Value::DateTime(t) => {
+            out.push(DIM_DATETIME);
+            write_time(out, t.timestamp(), t.timestamp_subsec_nanos());
+        }
+        Value::TimeDelta(d) => {
+            out.push(DIM_TIMEDELTA);
+            let (secs, nanos) = (d.num_seconds(), d.subsec_nanos());
+            // Stored as whole seconds and a non-negative remainder, which sorts correctly.
+            let (secs, nanos) = if nanos < 0 {
+                (secs - 1, nanos + 1_000_000_000)
+            } else {
+                (secs, nanos)
+            };
+            write_time(out, secs, nanos.unsigned_abs());
+        }
+        Value::List(_) | Value::Tuple(_) | Value::Set(_) | Value::Map(_) => {
+            let mut encoded = Vec::new();
+            codec::encode_value(dim, &mut encoded).map_err(|e| {
+                StoreError::InvalidWrite(format!("dimension value cannot be encoded: {e}"))
+            })?;
+            out.push(DIM_OTHER);
+            write_escaped(out, &encoded);
+        }
+    }
+    Ok(())
+}
+
+fn read_dim(bytes: &[u8], pos: &mut usize, store: &str) -> Result<Value, StoreError> {
+    let [tag] = read_fixed(bytes, pos, store)?;
+    Ok(match tag {
+        DIM_NULL => Value::Null,
+        DIM_BOOL => match read_fixed(bytes, pos, store)? {
+            [0] => Value::Bool(false),
+            [1] => Value::Bool(true),
+            _ => return Err(StoreError::corrupt(store, "bad boolean in a key")),
+        },
+        DIM_INT => Value::Int(unordered_i64(read_fixed(bytes, pos, store)?)),
+        DIM_FLOAT => Value::Float(unordered_f64(read_fixed(bytes, pos, store)?)),
+        DIM_STR => Value::Str(read_string(bytes, pos, store)?.into()),
+        DIM_DATETIME => {
+            let (secs, nanos) = read_time(bytes, pos, store)?;
+            DateTime::from_timestamp(secs, nanos)
+                .map(Value::DateTime)
+                .ok_or_else(|| StoreError::corrupt(store, "datetime in a key out of range"))?
+        }
+        DIM_TIMEDELTA => {
+            let (secs, nanos) = read_time(bytes, pos, store)?;
+            TimeDelta::new(secs, nanos)
+                .map(Value::TimeDelta)
+                .ok_or_else(|| StoreError::corrupt(store, "timedelta in a key out of range"))?
+        }
+        DIM_OTHER => {
+            let encoded = read_escaped(bytes, pos, store)?;
+            codec::decode_value(&encoded)
+                .map_err(|e| StoreError::corrupt(store, format!("dimension in a key: {e}")))?
+        }
+        other => {
+            return Err(StoreError::corrupt(
+                store,
+                format!("unknown dimension tag {other} in a key"),
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_bytes(identity: &str, aggregate: &str, dims: Vec<Value>) -> Vec<u8> {
+        encode_key(&RecordKey::new(identity, aggregate, dims))
+            .unwrap()
+            .bytes
+    }
+
+    #[test]
+    fn key_order_follows_value_order() {
+        let ints = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        for w in ints.windows(2) {
+            assert!(
+                key_bytes("u", "a", vec![Value::Int(w[0])])
+                    < key_bytes("u", "a", vec![Value::Int(w[1])])
+            );
+        }
+        let floats = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            f64::INFINITY,
+        ];
+        for w in floats.windows(2) {
+            assert!(
+                key_bytes("u", "a", vec![Value::Float(w[0])])
+                    < key_bytes("u", "a", vec![Value::Float(w[1])])
+            );
+        }
+        let strs = ["", "a", "a\0", "a\0b", "ab", "b"];
+        for w in strs.windows(2) {
+            assert!(
+                key_bytes("u", "a", vec![Value::str(w[0])])
+                    < key_bytes("u", "a", vec![Value::str(w[1])])
+            );
+        }
+        let deltas = [-1_000_001i64, -1, 0, 1, 1_000_001];
+        for w in deltas.windows(2) {
+            let d = |n| Value::TimeDelta(TimeDelta::microseconds(n));
+            assert!(key_bytes("u", "a", vec![d(w[0])]) < key_bytes("u", "a", vec![d(w[1])]));
+        }
+    }
+
+    #[test]
+    fn identity_prefixes_do_not_overlap() {
+        let u1 = identity_prefix("u1");
+        assert!(!key_bytes("u10", "a", vec![]).starts_with(&u1));
+        assert!(key_bytes("u1", "a", vec![]).starts_with(&u1));
+        assert!(key_bytes("u1", "zzz", vec![Value::str("\u{10FFFF}")]) < after_prefix(&u1));
+        assert!(key_bytes("u1\0", "a", vec![]) > after_prefix(&u1));
+    }
+
+    #[test]
+    fn keys_decode_to_what_was_encoded() {
+        let dims = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::Float(-0.0),
+            Value::str("x\0y"),
+            Value::DateTime(DateTime::from_timestamp(-5, 7).unwrap()),
+            Value::TimeDelta(TimeDelta::nanoseconds(-1)),
+            Value::list(vec![Value::Int(1)]),
+        ];
+        let bytes = key_bytes("id\0", "agg", dims.clone());
+        let key = decode_key(&bytes, "test").unwrap();
+        assert_eq!(&*key.identity, "id\0");
+        assert_eq!(&*key.aggregate, "agg");
+        assert_eq!(key.dims.len(), dims.len());
+        let mut again = Vec::new();
+        for d in &key.dims {
+            write_dim(&mut again, d).unwrap();
+        }
+        assert_eq!(&bytes[bytes.len() - again.len()..], &again[..]);
+        assert_eq!(identity_of(&bytes, "test").unwrap(), "id\0");
+    }
+
+    #[test]
+    fn corrupt_keys_and_records_are_errors() {
+        assert!(decode_key(&[b'a', 0x00, 0x07], "t").is_err());
+        assert!(decode_key(&[b'a', 0x00, 0x01, b'b', 0x00, 0x01, 0x99], "t").is_err());
+        assert!(decode_key(&[b'a', 0x00, 0x01, b'b', 0x00, 0x01, DIM_INT, 1], "t").is_err());
+        let key = RecordKey::new("u", "a", vec![]);
+        assert!(decode_record(key.clone(), &[], "t").is_err());
+        assert!(decode_record(key.clone(), &[9; 20], "t").is_err());
+        let mut block = vec![RECORD_FORMAT, KIND_BLOCK];
+        block.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            decode_record(key, &block, "t"),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}
