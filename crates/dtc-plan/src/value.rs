@@ -147,6 +147,54 @@ impl Value {
     }
 }
 
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Value {
+        Value::Int(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Value {
+        Value::Float(f)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::str(s)
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Str(Arc::from(s))
+    }
+}
+
+impl From<DateTime<Utc>> for Value {
+    fn from(d: DateTime<Utc>) -> Value {
+        Value::DateTime(d)
+    }
+}
+
+impl From<TimeDelta> for Value {
+    fn from(d: TimeDelta) -> Value {
+        Value::TimeDelta(d)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(items: Vec<Value>) -> Value {
+        Value::list(items)
+    }
+}
+
 /// Python's `str()`: strings unquoted, everything else as [`py_repr`] except datetimes
 /// (`2018-03-07 10:00:00+00:00`) and timedeltas (`1 day, 2:00:00`), which print like Python.
 pub fn py_str(v: &Value) -> String {
@@ -517,6 +565,9 @@ mod tests {
         ]);
         assert_eq!(py_str(&l), r#"['a', "it's", 2.0, None, True, (1,)]"#);
         assert_eq!(py_str(&Value::str("x")), "x");
+        assert_eq!(Value::from("x").to_string(), "x");
+        assert_eq!(Value::from(3.0).to_string(), "3.0");
+        assert_eq!(Value::from(false).to_string(), "False");
         assert_eq!(py_repr(&Value::str("x\n")), "'x\\n'");
         assert_eq!(py_repr(&Value::Set(Arc::new(IndexSet::new()))), "set()");
         let mut m = IndexMap::new();

@@ -128,7 +128,7 @@ pub fn truthy(v: &Value) -> bool {
 
 /// Executes compiled expressions. One per worker: it owns scratch space (comprehension
 /// locals, call arguments) that is reused from one evaluation to the next.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Evaluator {
     dialect: Dialect,
     locals: Vec<Value>,

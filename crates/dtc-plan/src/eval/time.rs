@@ -53,12 +53,19 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, EvalError> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(truncate_micros(d.to_utc()));
     }
-    for fmt in OFFSET_FORMATS {
-        if let Ok(d) = DateTime::parse_from_str(s, fmt) {
-            return Ok(truncate_micros(d.to_utc()));
+    // Most event times are ISO; skip layouts that cannot match before trying them.
+    let has_offset = s.get(10..).is_some_and(|t| t.contains(['+', '-']));
+    if has_offset {
+        for fmt in OFFSET_FORMATS {
+            if let Ok(d) = DateTime::parse_from_str(s, fmt) {
+                return Ok(truncate_micros(d.to_utc()));
+            }
         }
     }
-    if let Ok(d) = DateTime::parse_from_rfc2822(s) {
+    let has_words = s
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'T' && b != b'Z');
+    if has_words && let Ok(d) = DateTime::parse_from_rfc2822(s) {
         return Ok(truncate_micros(d.to_utc()));
     }
     // A trailing `Z` or `UTC` on an otherwise naive layout only confirms the default.
