@@ -7,7 +7,11 @@
 //!   [`EvalErrorKind::NullOperand`] errors, while `==`/`!=`/`is` with null are plain
 //!   comparisons and attribute access on null yields null (a missing nested source path);
 //! - `is` is identity for `None` and bools, value equality for ints, and shared-object
-//!   identity for strings and containers.
+//!   identity for strings and containers;
+//! - int/float comparisons go through `f64`, so ints beyond 2^53 compare approximately
+//!   (Python compares them exactly);
+//! - `list.append`/`extend` and `set.add`/`union` return the updated container and leave the
+//!   receiver's value untouched (copy-on-write), which is what Blurr specs rely on.
 
 mod builtins;
 mod convert;
