@@ -145,6 +145,9 @@ pub(crate) struct Loader<'t> {
     file: FileId,
     text: &'t str,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every store name declared, including stores dropped for other errors, so a bad store
+    /// `Type` is not also reported as an unknown store at each use.
+    store_names: Vec<String>,
 }
 
 impl<'t> Loader<'t> {
@@ -153,6 +156,7 @@ impl<'t> Loader<'t> {
             file,
             text,
             diagnostics: Vec::new(),
+            store_names: Vec::new(),
         }
     }
 
@@ -389,7 +393,7 @@ impl<'t> Loader<'t> {
             .unwrap_or_default();
         let aggregates = self
             .require(&entries, "Aggregates", "the spec")
-            .map(|n| self.aggregates(n, kind.as_ref().map(|k| k.value), &stores))
+            .map(|n| self.aggregates(n, kind.as_ref().map(|k| k.value)))
             .unwrap_or_default();
 
         let (kind, version, name) = (kind?, version?, name?);
@@ -577,6 +581,9 @@ impl<'t> Loader<'t> {
         let name = self
             .require(&entries, "Name", "a store")
             .and_then(|n| self.string(n, "Name"));
+        if let Some(name) = &name {
+            self.store_names.push(name.value.clone());
+        }
         let table = entries.get("Table").and_then(|n| {
             let table = self.string(n, "Table")?;
             if table.value.trim().is_empty() || table.value.chars().any(char::is_whitespace) {
@@ -747,12 +754,7 @@ impl<'t> Loader<'t> {
         })
     }
 
-    fn aggregates(
-        &mut self,
-        node: &Node,
-        spec_kind: Option<SpecKind>,
-        stores: &[StoreDecl],
-    ) -> Vec<AggregateDecl> {
+    fn aggregates(&mut self, node: &Node, spec_kind: Option<SpecKind>) -> Vec<AggregateDecl> {
         let Some(items) = self.sequence(node, "Aggregates") else {
             return Vec::new();
         };
@@ -768,7 +770,7 @@ impl<'t> Loader<'t> {
         }
         let mut aggregates: Vec<AggregateDecl> = Vec::new();
         for item in items {
-            let Some(agg) = self.aggregate(item, spec_kind, stores) else {
+            let Some(agg) = self.aggregate(item, spec_kind) else {
                 continue;
             };
             if let Some(first) = aggregates.iter().find(|a| a.name.value == agg.name.value) {
@@ -848,12 +850,7 @@ impl<'t> Loader<'t> {
         Some(Spanned::new(kind, node.span))
     }
 
-    fn aggregate(
-        &mut self,
-        node: &Node,
-        spec_kind: Option<SpecKind>,
-        stores: &[StoreDecl],
-    ) -> Option<AggregateDecl> {
+    fn aggregate(&mut self, node: &Node, spec_kind: Option<SpecKind>) -> Option<AggregateDecl> {
         let type_node = match &node.kind {
             NodeKind::Map(entries) => entries
                 .iter()
@@ -890,8 +887,8 @@ impl<'t> Loader<'t> {
         let store = if allows("Store") {
             entries.get("Store").and_then(|n| {
                 let store = self.string(n, "Store")?;
-                if !stores.iter().any(|s| s.name.value == store.value) {
-                    let hint = did_you_mean(&store.value, stores.iter().map(|s| s.name.value.as_str()))
+                if !self.store_names.contains(&store.value) {
+                    let hint = did_you_mean(&store.value, self.store_names.iter().map(String::as_str))
                         .unwrap_or_else(|| "declare the store under `Stores`, or leave `Store` out to use the default store".into());
                     self.report(
                         self.diag(Code::E0310, n.span, format!("unknown store `{}`", store.value))
