@@ -12,6 +12,9 @@ use pest::iterators::{Pair, Pairs};
 use crate::ast::{Arg, BinOp, CmpOp, Comprehension, Expr, ExprKind, Ident, LogicalOp, UnaryOp};
 use crate::span::Span;
 
+#[cfg(test)]
+mod tests;
+
 mod grammar {
     #[derive(pest_derive::Parser)]
     #[grammar = "parser/grammar.pest"]
@@ -37,7 +40,42 @@ pub struct ParseError {
 /// offset inside `text`, so callers pass the offset of the expression's first character in the
 /// spec file.
 pub fn parse_expr(text: &str, base: usize) -> Result<Expr, ParseError> {
-    prescan(text, base)?;
+    let depth = prescan(text, base)?;
+    if depth <= CALLER_STACK_DEPTH {
+        return parse_scanned(text, base);
+    }
+    let whole = Span::new(base, base + text.len());
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("dtc-expr-parser".to_string())
+            .stack_size(DEEP_STACK_BYTES)
+            .spawn_scoped(scope, || parse_scanned(text, base));
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(error(
+                    whole,
+                    "internal parser error: the parser thread failed",
+                ))
+            }),
+            Err(err) => Err(error(
+                whole,
+                format!("cannot parse this deeply nested expression: {err}"),
+            )),
+        }
+    })
+}
+
+/// Bracket depth up to which an expression is parsed on the caller's stack. The parser needs
+/// about 13 KiB of stack per bracket level in debug builds (a few KiB in release), so this
+/// stays far below a 2 MiB thread stack whatever the caller already uses.
+const CALLER_STACK_DEPTH: usize = 32;
+
+/// Stack for parsing deeper expressions, up to [`MAX_DEPTH`] levels with a wide margin.
+/// Only the pages actually touched are committed.
+const DEEP_STACK_BYTES: usize = 16 << 20;
+
+/// Parses text that [`prescan`] accepted.
+fn parse_scanned(text: &str, base: usize) -> Result<Expr, ParseError> {
     let pairs =
         ExprGrammar::parse(Rule::expression, text).map_err(|err| syntax_error(text, base, &err))?;
     let builder = Builder { base };
@@ -56,10 +94,11 @@ fn error(span: Span, message: impl Into<String>) -> ParseError {
 }
 
 /// Finds unterminated strings and too-deep bracket nesting with a flat scan, so that the
-/// recursive stages only ever see bounded nesting.
-fn prescan(text: &str, base: usize) -> Result<(), ParseError> {
+/// recursive stages only ever see bounded nesting. Returns the deepest bracket nesting.
+fn prescan(text: &str, base: usize) -> Result<usize, ParseError> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
+    let mut max_depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -88,6 +127,7 @@ fn prescan(text: &str, base: usize) -> Result<(), ParseError> {
             }
             b'(' | b'[' | b'{' => {
                 depth += 1;
+                max_depth = max_depth.max(depth);
                 if depth > MAX_DEPTH {
                     return Err(error(
                         Span::new(base + i, base + i + 1),
@@ -100,7 +140,7 @@ fn prescan(text: &str, base: usize) -> Result<(), ParseError> {
         }
         i += 1;
     }
-    Ok(())
+    Ok(max_depth)
 }
 
 /// Turns pest's "which rules were tried at the furthest position" into a message a spec author
@@ -260,6 +300,9 @@ fn string_token_len(rest: &str, quote: char) -> usize {
 struct Node {
     expr: Expr,
     depth: usize,
+    /// Where the operand was written, parentheses included; `expr.span` leaves them out like
+    /// Python does, but an enclosing node must cover them.
+    outer: Span,
 }
 
 struct Builder {
@@ -267,9 +310,16 @@ struct Builder {
 }
 
 impl Builder {
+    /// The pair's place without trailing whitespace and comments: pest puts the whitespace
+    /// skipped before an optional or repeated part that then matched nothing inside the rule,
+    /// so the end is taken from the last token instead.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        let span = pair.as_span();
-        Span::new(self.base + span.start(), self.base + span.end())
+        let start = pair.as_span().start();
+        let mut last = pair.clone();
+        while let Some(child) = last.clone().into_inner().next_back() {
+            last = child;
+        }
+        Span::new(self.base + start, self.base + last.as_span().end())
     }
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
@@ -299,6 +349,7 @@ impl Builder {
         Ok(Node {
             expr: Expr { kind, span },
             depth,
+            outer: span,
         })
     }
 
@@ -309,6 +360,13 @@ impl Builder {
     /// Builds any expression-level pair. Levels that hold a single operand (most of them, in
     /// practice) are skipped in a loop, so the recursion depth per bracket stays small.
     fn expr(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
+        let outer = self.span(&pair);
+        let mut node = self.expr_inner(pair)?;
+        node.outer = outer;
+        Ok(node)
+    }
+
+    fn expr_inner(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
         let mut pair = pair;
         while is_passthrough(pair.as_rule()) {
             let mut inner = pair.clone().into_inner();
@@ -357,7 +415,7 @@ impl Builder {
             return Err(self.internal(Span::default(), Rule::test));
         };
         while let (Some(cond), Some(body)) = (operands.pop(), operands.pop()) {
-            let span = body.expr.span.to(acc.expr.span);
+            let span = body.outer.to(acc.outer);
             let depth = body.depth.max(cond.depth).max(acc.depth);
             let kind = ExprKind::IfElse {
                 body: Box::new(body.expr),
@@ -388,7 +446,7 @@ impl Builder {
         let mut acc = first?;
         for rhs in operands {
             let rhs = rhs?;
-            let span = acc.expr.span.to(rhs.expr.span);
+            let span = acc.outer.to(rhs.outer);
             let depth = acc.depth.max(rhs.depth);
             let kind = ExprKind::Logical(op, Box::new(acc.expr), Box::new(rhs.expr));
             acc = self.node(kind, span, depth)?;
@@ -409,7 +467,7 @@ impl Builder {
             return Err(self.internal(Span::default(), Rule::not_test));
         };
         for not_span in nots.into_iter().rev() {
-            let span = not_span.to(acc.expr.span);
+            let span = not_span.to(acc.outer);
             let depth = acc.depth;
             acc = self.node(ExprKind::Not(Box::new(acc.expr)), span, depth)?;
         }
@@ -471,7 +529,7 @@ impl Builder {
                 _ => return Err(self.internal(self.span(&op), op.as_rule())),
             };
             let rhs = self.expr(rhs)?;
-            let span = acc.expr.span.to(rhs.expr.span);
+            let span = acc.outer.to(rhs.outer);
             let depth = acc.depth.max(rhs.depth);
             acc = self.node(
                 ExprKind::Binary(op, Box::new(acc.expr), Box::new(rhs.expr)),
@@ -510,7 +568,7 @@ impl Builder {
     fn apply_unary(&self, ops: Vec<(UnaryOp, Span)>, operand: Node) -> Result<Node, ParseError> {
         let mut acc = operand;
         for (op, op_span) in ops.into_iter().rev() {
-            let span = op_span.to(acc.expr.span);
+            let span = op_span.to(acc.outer);
             let depth = acc.depth;
             acc = self.node(ExprKind::Unary(op, Box::new(acc.expr)), span, depth)?;
         }
@@ -534,7 +592,7 @@ impl Builder {
         };
         let mut acc = self.apply_unary(last_ops, last)?;
         while let Some((ops, base)) = segments.pop() {
-            let span = base.expr.span.to(acc.expr.span);
+            let span = base.outer.to(acc.outer);
             let depth = base.depth.max(acc.depth);
             let kind = ExprKind::Binary(BinOp::Pow, Box::new(base.expr), Box::new(acc.expr));
             acc = self.apply_unary(ops, self.node(kind, span, depth)?)?;
@@ -551,7 +609,7 @@ impl Builder {
         };
         let mut acc = self.expr(atom)?;
         for trailer in children {
-            let span = acc.expr.span.to(self.span(&trailer));
+            let span = acc.outer.to(self.span(&trailer));
             acc = match trailer.as_rule() {
                 Rule::attr => {
                     let Some(name) = trailer
@@ -578,17 +636,19 @@ impl Builder {
     fn call(&self, func: Node, pair: Pair<'_, Rule>, span: Span) -> Result<Node, ParseError> {
         let mut args: Vec<Arg> = Vec::new();
         let mut generators = Vec::new();
-        let mut generators_end = Span::default();
+        let mut generators_span: Option<Span> = None;
         let mut depth = func.depth;
         for child in pair.into_inner() {
             match child.as_rule() {
                 Rule::argument => {
+                    generators_span.get_or_insert(self.span(&child));
                     let (arg, arg_depth) = self.argument(child, &args)?;
                     depth = depth.max(arg_depth);
                     args.push(arg);
                 }
                 Rule::comp_for => {
-                    generators_end = self.span(&child);
+                    let end = self.span(&child);
+                    generators_span = generators_span.map(|start| start.to(end));
                     let (generator, gen_depth) = self.comp_for(child)?;
                     depth = depth.max(gen_depth);
                     generators.push(generator);
@@ -615,7 +675,7 @@ impl Builder {
                 }
                 None => return Err(self.internal(span, Rule::comp_for)),
             };
-            let comp_span = elt.span.to(generators_end);
+            let comp_span = generators_span.unwrap_or(elt.span);
             let comp = self.node(
                 ExprKind::ListComp {
                     elt: Box::new(elt),
