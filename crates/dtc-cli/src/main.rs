@@ -1,1 +1,31 @@
-fn main() {}
+//! `dtc`: the command line of the DTC engine. Each subcommand lives in its own module under
+//! [`cmd`]; this file only parses arguments and dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Data Transform Configs: turn game events into ML features.
+#[derive(Debug, Parser)]
+#[command(name = "dtc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check spec files without running them; report every error with file, line and column.
+    ///
+    /// Exit code 0 if all specs are valid, 1 if any has an error, 2 if a file could not be read.
+    Validate(cmd::validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => cmd::validate::run(&args),
+    }
+}
