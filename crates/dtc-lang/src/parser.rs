@@ -33,6 +33,7 @@ pub const MAX_DEPTH: usize = 200;
 pub struct ParseError {
     /// Absolute span (already shifted by `base`).
     pub span: Span,
+    /// What is wrong, in words for the spec author (no position: that is in `span`).
     pub message: String,
 }
 

@@ -356,6 +356,23 @@ fn spans_of_folded_chains_and_comprehension_targets() {
 }
 
 #[test]
+fn spans_cover_parentheses_of_operands_but_not_their_own() {
+    let Ok(expr) = parse_expr("-(a + b) * (c).d", 0) else {
+        panic!("did not parse");
+    };
+    assert_eq!(expr.span, Span::new(0, 16));
+    let ExprKind::Binary(_, neg, attr) = &expr.kind else {
+        panic!("not binary: {}", sexp(&expr));
+    };
+    assert_eq!(neg.span, Span::new(0, 8));
+    assert_eq!(attr.span, Span::new(11, 16));
+    let ExprKind::Unary(_, sum) = &neg.kind else {
+        panic!("not unary");
+    };
+    assert_eq!(sum.span, Span::new(2, 7));
+}
+
+#[test]
 fn error_incomplete_operator() {
     let err = parse_err("1 +", 10);
     assert_eq!(err.span, Span::new(13, 13));
