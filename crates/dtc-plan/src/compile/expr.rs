@@ -668,6 +668,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
             stream,
             stream_name,
             anchor,
+            current,
             ..
         } = self.env
         else {
@@ -695,14 +696,21 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                 let anchor_name = stream
                     .get(usize::from(anchor))
                     .map_or("", |a| a.name.as_str());
+                let hint = if current.is_none() {
+                    format!(
+                        "anchors are blocks of one aggregate: this condition already reads `{stream_name}.{anchor_name}`"
+                    )
+                } else {
+                    format!(
+                        "only the anchor block (`{stream_name}.{anchor_name}`) and Identity aggregates can be read here; read other blocks through a Window aggregate"
+                    )
+                };
                 self.error(
                     Code::E0408,
                     attr.span,
                     format!("`{stream_name}.{name}` is not the anchor's aggregate"),
                     "not the anchor block",
-                    Some(format!(
-                        "only the anchor block (`{stream_name}.{anchor_name}`) and Identity aggregates can be read here; read other blocks through a Window aggregate"
-                    )),
+                    Some(hint),
                 );
                 Item::Error
             }

@@ -11,6 +11,9 @@ mod streaming;
 mod types;
 mod window;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use dtc_lang::diagnostic::Diagnostic;

@@ -273,7 +273,7 @@ fn anchor_aggregate(
     stream: &StreamEntry,
     sources: &[Option<AggId>],
 ) -> Option<AggId> {
-    let mut referenced: Vec<(usize, Span)> = Vec::new();
+    let mut referenced: Vec<usize> = Vec::new();
     if let Some(condition) = spec.anchor.as_ref().and_then(|a| a.condition.as_ref()) {
         walk(&condition.expr, &mut |e| {
             if let ExprKind::Attr(inner, agg) = &e.kind
@@ -282,26 +282,12 @@ fn anchor_aggregate(
                 && let Some(i) = stream.aggs.iter().position(|a| a.name == agg.name)
                 && is_block(stream.aggs[i].kind)
             {
-                referenced.push((i, agg.span));
+                referenced.push(i);
             }
         });
     }
-    if let Some(&(first, _)) = referenced.first() {
-        if let Some(&(other, span)) = referenced.iter().find(|(i, _)| *i != first) {
-            c.diag(
-                Diagnostic::new(
-                    Code::E0408,
-                    c.file,
-                    span,
-                    format!(
-                        "`Anchor.Condition` reads two block aggregates: `{}` and `{}`",
-                        stream.aggs[first].name, stream.aggs[other].name
-                    ),
-                )
-                .with_label("second block aggregate")
-                .with_hint("anchors are blocks of one aggregate; read the other one through a Window aggregate"),
-            );
-        }
+    // A second block aggregate in the condition is reported where the condition is compiled.
+    if let Some(&first) = referenced.first() {
         return Some(agg_id(first));
     }
     let first_window = spec
