@@ -86,6 +86,14 @@ pub enum CExpr {
     },
 }
 
+/// One `for` clause of a comprehension.
+///
+/// Locals are one stack per expression, numbered in binding order: a generator's targets take
+/// the indices from `first_local` on (the number of locals bound by the enclosing generators
+/// and comprehensions), so `[x + y for x in a for y in x]` binds `x` = 0 and `y` = 1, and a
+/// comprehension nested in `elt` continues after its parent's locals. A variable shadowing an
+/// outer one gets a new index; `CExpr::Local(i)` always names the innermost binding. Indices are
+/// reused by sibling comprehensions once the previous one is finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CGenerator {
     pub first_local: u16,
@@ -167,6 +175,11 @@ pub enum Builtin {
 }
 
 /// Methods on runtime values (contract 4.3).
+///
+/// Argument counts the resolver lets through (no keyword arguments): `Split` 0–2, `Strip` /
+/// `LStrip` / `RStrip` 0–1, `Replace` 2–3, `Find` 1–3, `Get` 1–2, `Union` any; `StartsWith`,
+/// `EndsWith`, `Join`, `Append`, `Extend`, `Index`, `Add` exactly 1; the others none.
+/// `Date` returns a datetime at midnight UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     // strings

@@ -393,7 +393,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                                 format!("`{name}` is defined after `{current}`"),
                                 "defined later",
                                 Some(format!(
-                                    "aggregates are evaluated in the order written: move `{name}` before `{current}`, or read it in a later aggregate"
+                                    "aggregates are evaluated in the order written: move `{name}` before `{current}`"
                                 )),
                             );
                             Item::Error
@@ -1529,7 +1529,7 @@ fn method_signature(name: &str) -> Option<(Method, usize, usize, Receiver)> {
         "endswith" => (Method::EndsWith, 1, 1, R::Str),
         "replace" => (Method::Replace, 2, 3, R::Str),
         "join" => (Method::Join, 1, 1, R::Str),
-        "find" => (Method::Find, 1, 1, R::Str),
+        "find" => (Method::Find, 1, 3, R::Str),
         "append" => (Method::Append, 1, 1, R::List),
         "extend" => (Method::Extend, 1, 1, R::List),
         "index" => (Method::Index, 1, 1, R::Sequence),
@@ -1538,7 +1538,7 @@ fn method_signature(name: &str) -> Option<(Method, usize, usize, Receiver)> {
         "values" => (Method::Values, 0, 0, R::Map),
         "items" => (Method::Items, 0, 0, R::Map),
         "add" => (Method::Add, 1, 1, R::Set),
-        "union" => (Method::Union, 1, usize::MAX, R::Set),
+        "union" => (Method::Union, 0, usize::MAX, R::Set),
         "date" => (Method::Date, 0, 0, R::DateTime),
         "weekday" => (Method::Weekday, 0, 0, R::DateTime),
         "isoformat" => (Method::IsoFormat, 0, 0, R::DateTime),

@@ -140,13 +140,13 @@ impl SpecCompiler {
                         self.file,
                         node.expr.span,
                         format!(
-                            "field `{}` is declared `{}` but its value is a `{}`",
+                            "field `{}` is declared `{}` but its value has type `{}`",
                             decl.name.value,
                             decl.ty.value.name(),
                             ty.name()
                         ),
                     )
-                    .with_label(format!("this is a `{}`", ty.name()))
+                    .with_label(format!("type `{}`", ty.name()))
                     .with_hint(hint),
                 );
             }
@@ -202,9 +202,12 @@ pub(crate) fn compile(
                     Code::E0406,
                     c.file,
                     node.expr.span,
-                    format!("`Identity` must be a string, but this is a `{}`", ty.name()),
+                    format!(
+                        "`Identity` must be a string, but its type is `{}`",
+                        ty.name()
+                    ),
                 )
-                .with_label(format!("this is a `{}`", ty.name()))
+                .with_label(format!("type `{}`", ty.name()))
                 .with_hint("use a scalar such as `source.user_id`"),
             );
         }
@@ -225,9 +228,9 @@ pub(crate) fn compile(
                     Code::E0406,
                     c.file,
                     node.expr.span,
-                    format!("`Time` must be a datetime, but this is a `{}`", ty.name()),
+                    format!("`Time` must be a datetime, but its type is `{}`", ty.name()),
                 )
-                .with_label(format!("this is a `{}`", ty.name()))
+                .with_label(format!("type `{}`", ty.name()))
                 .with_hint(hint),
             );
         }

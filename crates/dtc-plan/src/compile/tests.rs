@@ -509,7 +509,7 @@ fn type_mismatches_are_reported() {
     );
     assert_eq!(
         d.message,
-        "field `x` is declared `integer` but its value is a `str`"
+        "field `x` is declared `integer` but its value has type `str`"
     );
     single(&[&one_field_spec("float", "[1, 2]")], Code::E0406);
     single(&[&one_field_spec("boolean", "{'a': 1}")], Code::E0406);
