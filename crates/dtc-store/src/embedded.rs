@@ -324,6 +324,8 @@ mod tests {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             Box::new(TempStore { store, _dir: dir })
         });
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::identities_are_sorted(&EmbeddedStore::open(dir.path()).unwrap());
     }
 
     fn block(identity: &str, session: &str, start_secs: i64) -> StoredRecord {

@@ -170,5 +170,6 @@ mod tests {
     #[test]
     fn conformance() {
         crate::conformance::run_all(|| Box::new(MemoryStore::new()));
+        crate::conformance::identities_are_sorted(&MemoryStore::new());
     }
 }
