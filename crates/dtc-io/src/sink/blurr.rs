@@ -6,11 +6,11 @@ use std::io::{BufWriter, Write};
 
 use dtc_plan::plan::{AggregateLayout, ColumnRole};
 use dtc_plan::record::Row;
-use dtc_plan::value::Value;
+use dtc_plan::value::{Value, py_str};
 
 use super::{RowAggregate, RowSchema, RowSink, SinkSummary};
 use crate::error::IoError;
-use crate::format::{JsonStyle, iso_datetime, py_float_repr, write_json, write_str};
+use crate::format::{JsonStyle, iso_datetime, write_json, write_str};
 
 const STYLE: JsonStyle = JsonStyle::Python;
 
@@ -138,20 +138,6 @@ pub fn blurr_record_line(
     }
     line.push_str("}]");
     line
-}
-
-/// Python's `str()` for the scalar values a dimension can hold.
-fn py_str(value: &Value) -> String {
-    match value {
-        Value::Str(s) => s.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => py_float_repr(*f),
-        Value::Bool(true) => "True".to_owned(),
-        Value::Bool(false) => "False".to_owned(),
-        Value::Null => "None".to_owned(),
-        Value::DateTime(dt) => iso_datetime(dt).replacen('T', " ", 1),
-        other => crate::format::to_json_string(other, JsonStyle::Python),
-    }
 }
 
 #[cfg(test)]
