@@ -229,6 +229,10 @@ pub fn visible_files(dir: &Path) -> std::io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dtc_plan::plan::{
+        AggregateLayout, CExpr, Dialect, StreamingPlan, WindowAggregate, WindowAggregateKind,
+    };
+    use dtc_plan::value::Value;
 
     #[test]
     fn parts_are_invisible_until_committed_and_removed_when_dropped() {
@@ -252,6 +256,83 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(all, vec!["part-a.txt".to_owned()]);
+    }
+
+    fn field(name: &str, ty: FieldType, error_id: u32) -> dtc_plan::plan::FieldPlan {
+        dtc_plan::plan::FieldPlan {
+            name: name.to_owned(),
+            ty,
+            column: 0,
+            value: CExpr::Const(Value::Null),
+            when: None,
+            error_id,
+        }
+    }
+
+    #[test]
+    fn row_schema_follows_field_names_and_declared_types() {
+        let streaming = StreamingPlan {
+            name: "s".to_owned(),
+            dialect: Dialect::Native,
+            source_paths: Vec::new(),
+            needs_whole_source: false,
+            identity: CExpr::Const(Value::Null),
+            time: CExpr::Const(Value::Null),
+            when: None,
+            aggregates: Vec::new(),
+            stores: Vec::new(),
+            field_names: Vec::new(),
+        };
+        let layout = AggregateLayout {
+            columns: Vec::new(),
+        };
+        let plan = WindowPlan {
+            name: "w".to_owned(),
+            dialect: Dialect::Native,
+            streaming: std::sync::Arc::new(streaming),
+            anchor_aggregate: 0,
+            anchor: CExpr::Const(Value::Bool(true)),
+            max_per_day: None,
+            aggregates: vec![
+                WindowAggregate {
+                    name: "last".to_owned(),
+                    kind: WindowAggregateKind::Variable,
+                    layout: layout.clone(),
+                    fields: vec![
+                        field("n", FieldType::Integer, 0),
+                        field("when", FieldType::DateTime, 1),
+                    ],
+                },
+                WindowAggregate {
+                    name: "vars".to_owned(),
+                    kind: WindowAggregateKind::Variable,
+                    layout,
+                    fields: vec![field("tags", FieldType::Set, 2)],
+                },
+            ],
+            stores: Vec::new(),
+            field_names: vec![
+                "last.n".to_owned(),
+                "last.when".to_owned(),
+                "vars.tags".to_owned(),
+            ],
+        };
+        let schema = RowSchema::from_plan(&plan);
+        let columns: Vec<(&str, FieldType)> = schema
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty))
+            .collect();
+        assert_eq!(
+            columns,
+            vec![
+                ("last.n", FieldType::Integer),
+                ("last.when", FieldType::DateTime),
+                ("vars.tags", FieldType::Set)
+            ]
+        );
+        assert_eq!(schema.aggregates[1].name, "vars");
+        assert_eq!(schema.aggregates[1].fields, vec![("tags".to_owned(), 2)]);
     }
 
     #[test]
