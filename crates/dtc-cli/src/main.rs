@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod specs;
 
 /// Data Transform Configs: turn game events into ML features.
 #[derive(Debug, Parser)]
@@ -21,11 +22,21 @@ enum Command {
     ///
     /// Exit code 0 if all specs are valid, 1 if any has an error, 2 if a file could not be read.
     Validate(cmd::validate::ValidateArgs),
+    /// Run a streaming DTC over raw events into the block store, and/or a window DTC over
+    /// blocks into training rows.
+    ///
+    /// With --source, events are sessionized into blocks (and, with --window, rows are computed
+    /// in the same pass). With --window and no --source, rows are computed from stored blocks.
+    Transform(cmd::transform::TransformArgs),
+    /// Print an identity's stored records as JSON lines, for debugging.
+    Blocks(cmd::blocks::BlocksArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
+        Command::Transform(args) => cmd::transform::run(args),
+        Command::Blocks(args) => cmd::blocks::run(args),
     }
 }

@@ -1,3 +1,6 @@
 //! Subcommands, one module each.
 
+pub mod blocks;
+pub mod records;
+pub mod transform;
 pub mod validate;

@@ -9,7 +9,7 @@ use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::load::{SourceMap, load_spec};
 use dtc_lang::render::{render_json, render_text, sort_diagnostics};
 use dtc_lang::span::Span;
-use dtc_plan::compile::compile;
+use dtc_plan::compile::{Catalog, compile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -36,6 +36,8 @@ pub struct LoadedSpecs {
     pub diagnostics: Vec<Diagnostic>,
     /// A file or directory could not be read (E0100 is among the diagnostics).
     pub unreadable: bool,
+    /// The specs that compiled without errors.
+    pub catalog: Catalog,
 }
 
 /// Loads every spec file under `paths` (directories recursively, files in sorted order) and
@@ -89,13 +91,14 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadedSpecs {
             }
         }
     }
-    let (_, compile_diags) = compile(&loaded);
+    let (catalog, compile_diags) = compile(&loaded);
     diagnostics.extend(compile_diags);
     sort_diagnostics(&mut diagnostics);
     LoadedSpecs {
         sources,
         diagnostics,
         unreadable,
+        catalog,
     }
 }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: the offer-ai job (JSON events → blocks → Parquet training rows) with
+# dtc and with the DuckDB SQL baseline, side by side in the same run, one core each
+# (taskset -c 0). Reports events/s, peak RSS, the dtc/DuckDB ratio, and checks that both
+# produced the same rows.
+#
+#   benches/e2e.sh [EVENTS...]        default: 1000000 10000000
+#
+# Needs python3 (a venv with duckdb + pyarrow is made under $BENCH_DIR) and the bench kit in
+# ../shared/bench (or $DTC_BENCH_KIT). Data and results live in $BENCH_DIR
+# (default ~/.cache/dtc-bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+kit=${DTC_BENCH_KIT:-$root/../shared/bench}
+bench_dir=${BENCH_DIR:-$HOME/.cache/dtc-bench}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dtc-target}"
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
+mkdir -p "$bench_dir"
+
+if [ ! -x "$bench_dir/venv/bin/python" ]; then
+  echo "setting up the DuckDB baseline venv in $bench_dir/venv" >&2
+  python3 -m venv "$bench_dir/venv"
+  "$bench_dir/venv/bin/pip" install -q duckdb pyarrow
+fi
+py="$bench_dir/venv/bin/python"
+
+cargo build --release -p dtc-cli >&2
+dtc="$CARGO_TARGET_DIR/release/dtc"
+specs="$root/dtc-specs/offer-ai/blurr"
+
+# Runs a command pinned to core 0; prints "seconds max_rss_kb".
+measure() {
+  local log
+  log=$(mktemp)
+  taskset -c 0 /usr/bin/time -f '%e %M' -o "$log" "$@" > /dev/null
+  cat "$log"
+  rm -f "$log"
+}
+
+printf '%-10s %-8s %10s %12s %10s %8s\n' events tool seconds events/s peak_MB rows
+for n in "${sizes[@]}"; do
+  events="$bench_dir/ev_$n.jsonl"
+  if [ ! -s "$events" ]; then
+    users=$(( n / 267 + 1 ))
+    python3 "$kit/gen_events.py" --users "$users" --days 28 --seed 42 --max-events "$n" --out "$events" >&2
+  fi
+  out="$bench_dir/run-$n"
+  rm -rf "$out"
+  mkdir -p "$out"
+  read -r dtc_s dtc_kb < <(measure "$dtc" transform \
+      --streaming "$specs/offer-ai-streaming-bts.yml" --window "$specs/offer-ai-window-bts.yml" \
+      --source "$events" --store "$out/store" --output "$out/dtc" --quiet)
+  read -r duck_s duck_kb < <(measure "$py" "$kit/duckdb_offer_ai.py" --input "$events" \
+      --out "$out/duck.parquet" --threads 1)
+  rows=$("$py" - "$out/dtc" "$out/duck.parquet" <<'PY'
+import sys, glob, math
+import pyarrow.parquet as pq
+dtc = pq.ParquetDataset(glob.glob(sys.argv[1] + '/*.parquet')).read().to_pylist()
+duck = pq.read_table(sys.argv[2]).to_pylist()
+cols = ['last_session.games_played', 'last_session.win_ratio',
+        'last_week.purchase_amount', 'next_week.purchase_amount']
+def key(r, uid):
+    return (r[uid], r['anchor_time' if uid == 'identity' else 'anchor_start'].replace(tzinfo=None))
+a = {key(r, 'identity'): [r[c] for c in cols] for r in dtc}
+b = {key(r, 'uid'): [r[c] for c in cols] for r in duck}
+bad = [k for k in b if k not in a or any(
+    not (x == y or (isinstance(x, float) and isinstance(y, float) and math.isclose(x, y, rel_tol=0, abs_tol=0)))
+    for x, y in zip(a[k], b[k]))]
+extra = [k for k in a if k not in b]
+print(len(a), len(b), len(bad), len(extra))
+PY
+)
+  read -r dtc_rows duck_rows mismatched extra <<< "$rows"
+  awk -v n="$n" -v s="$dtc_s" -v kb="$dtc_kb" -v r="$dtc_rows" \
+      'BEGIN { printf "%-10s %-8s %10.2f %12.0f %10.0f %8d\n", n, "dtc", s, n / s, kb / 1024, r }'
+  awk -v n="$n" -v s="$duck_s" -v kb="$duck_kb" -v r="$duck_rows" \
+      'BEGIN { printf "%-10s %-8s %10.2f %12.0f %10.0f %8d\n", n, "duckdb", s, n / s, kb / 1024, r }'
+  awk -v a="$dtc_s" -v b="$duck_s" -v ka="$dtc_kb" -v kb="$duck_kb" \
+      'BEGIN { printf "ratio dtc/duckdb: %.2fx events/s, %.2fx peak RSS\n", b / a, ka / kb }'
+  if [ "$mismatched" != 0 ] || [ "$extra" != 0 ]; then
+    echo "ROWS DIFFER: $mismatched DuckDB rows missing or different in dtc, $extra extra rows in dtc" >&2
+    exit 1
+  fi
+  echo "rows identical ($dtc_rows)"
+done

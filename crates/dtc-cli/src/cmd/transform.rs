@@ -1,0 +1,530 @@
+//! `dtc transform`: streaming runs (events → blocks), window runs (blocks → rows), or both.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use dtc_engine::batch::{BatchConfig, Pushed, StreamingBatch, view_of_state, window_over_store};
+use dtc_engine::streaming::StreamingOperator;
+use dtc_engine::window::WindowOperator;
+use dtc_io::sink::{
+    BlurrTextSink, JsonLinesSink, LocalDir, ParquetOptions, ParquetSink, RowSchema, new_run_id,
+};
+use dtc_io::{DeadLetterWriter, Extractor, InputSpec, LineReader, RowSink};
+use dtc_plan::plan::{StreamingPlan, WindowPlan};
+use dtc_plan::record::Row;
+use dtc_plan::value::Value;
+use dtc_store::BlockStore;
+
+use crate::cmd::records;
+use crate::specs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Parquet files in the output directory (window runs).
+    Parquet,
+    /// JSON lines: rows (window runs) or stored records (streaming-only runs) on stdout, or in
+    /// the output directory with `--output`.
+    Jsonl,
+    /// Blurr's text output on stdout.
+    Blurr,
+}
+
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// The streaming DTC.
+    #[arg(long, visible_alias = "streaming-bts", value_name = "SPEC")]
+    pub streaming: PathBuf,
+    /// The window DTC: with --source, rows are computed in the same run; without, from the
+    /// blocks already in the store.
+    #[arg(long, visible_alias = "window-bts", value_name = "SPEC")]
+    pub window: Option<PathBuf>,
+    /// Raw events: JSON-lines files (.gz too), directories, `-` for stdin; comma-separated
+    /// lists are accepted.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub source: Vec<String>,
+    /// Block store: a directory or file:PATH (embedded store), or memory:.
+    #[arg(
+        long,
+        env = "DTC_STORE",
+        default_value = "./dtc-data",
+        value_name = "URI"
+    )]
+    pub store: String,
+    /// Where window rows go (default ./dtc-out/<window name>/).
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Rejected events, one JSON line each (default: dead-letters.jsonl beside the store).
+    #[arg(long, value_name = "PATH")]
+    pub dead_letter: Option<PathBuf>,
+    /// Memory for sorting events before spilling sorted runs to disk.
+    #[arg(long, default_value_t = 256, value_name = "MiB")]
+    pub sort_memory_mb: usize,
+    /// Directory for spill files (default: the system temp directory).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// No progress, no summary, no preview.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: TransformArgs) -> ExitCode {
+    match transform(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Specs) => ExitCode::from(1),
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// Diagnostics were already printed.
+    Specs,
+    Usage(String),
+    Run(String),
+}
+
+fn run_err(e: impl std::fmt::Display) -> Failure {
+    Failure::Run(e.to_string())
+}
+
+fn transform(args: &TransformArgs) -> Result<(), Failure> {
+    let mut paths = vec![args.streaming.clone()];
+    paths.extend(args.window.clone());
+    let catalog = specs::load_and_report(&paths).ok_or(Failure::Specs)?;
+    let streaming = specs::single_streaming(&catalog).ok_or_else(|| {
+        Failure::Usage(format!(
+            "{} is not a streaming DTC",
+            args.streaming.display()
+        ))
+    })?;
+    let window = match &args.window {
+        Some(path) => Some(
+            specs::single_window(&catalog)
+                .ok_or_else(|| Failure::Usage(format!("{} is not a window DTC", path.display())))?,
+        ),
+        None => None,
+    };
+    if let Some(w) = &window
+        && w.streaming.name != streaming.name
+    {
+        return Err(Failure::Usage(format!(
+            "window DTC `{}` reads streaming DTC `{}`, not `{}`",
+            w.name, w.streaming.name, streaming.name
+        )));
+    }
+    let store = dtc_store::open_store(&args.store).map_err(run_err)?;
+    let format = args.format.unwrap_or(if window.is_some() {
+        OutputFormat::Parquet
+    } else {
+        OutputFormat::Jsonl
+    });
+    let sources: Vec<String> = args
+        .source
+        .iter()
+        .flat_map(|s| s.split(',').map(str::to_string))
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (sources.is_empty(), window) {
+        (true, None) => Err(Failure::Usage(
+            "nothing to do: give --source to run the streaming DTC, or --window to compute rows from stored blocks".into(),
+        )),
+        (true, Some(window)) => window_only(args, store.as_ref(), window, format),
+        (false, window) => streaming_run(args, &sources, store.as_ref(), streaming, window, format),
+    }
+}
+
+fn make_sink(
+    args: &TransformArgs,
+    window: &WindowPlan,
+    format: OutputFormat,
+) -> Result<(Box<dyn RowSink>, Option<PathBuf>), Failure> {
+    let schema = RowSchema::from_plan(window);
+    let dir = args
+        .output
+        .clone()
+        .unwrap_or_else(|| Path::new("dtc-out").join(&window.name));
+    Ok(match format {
+        OutputFormat::Parquet => {
+            let options = ParquetOptions::new(new_run_id(), 0);
+            let sink = ParquetSink::new(
+                &schema,
+                Some(&window.name),
+                Box::new(LocalDir::new(&dir)),
+                options,
+            )
+            .map_err(run_err)?;
+            (Box::new(sink), Some(dir))
+        }
+        OutputFormat::Jsonl if args.output.is_some() => {
+            let mut destination = LocalDir::new(&dir);
+            let sink = JsonLinesSink::to_destination(&schema, &mut destination, &new_run_id(), 0)
+                .map_err(run_err)?;
+            (Box::new(sink), Some(dir))
+        }
+        OutputFormat::Jsonl => (
+            Box::new(JsonLinesSink::to_writer(
+                &schema,
+                Box::new(std::io::stdout()),
+            )),
+            None,
+        ),
+        OutputFormat::Blurr => (
+            Box::new(BlurrTextSink::new(&schema, Box::new(std::io::stdout()))),
+            None,
+        ),
+    })
+}
+
+fn window_only(
+    args: &TransformArgs,
+    store: &dyn BlockStore,
+    window: Arc<WindowPlan>,
+    format: OutputFormat,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let (mut sink, dir) = make_sink(args, &window, format)?;
+    let mut operator = WindowOperator::new(window.clone());
+    let mut preview = Preview::new(!args.quiet && dir.is_some());
+    let identities = window_over_store(&mut operator, store, |identity, rows| {
+        preview.add(rows);
+        sink.write_identity(identity, rows)
+            .map_err(|e| dtc_engine::EngineError::Sink(e.to_string()))
+    })
+    .map_err(run_err)?;
+    let written = sink.finish().map_err(run_err)?;
+    if !args.quiet {
+        eprintln!(
+            "window run `{}` over {}: {identities} identities, {} rows in {:.2?}",
+            window.name,
+            store.describe(),
+            written.rows,
+            started.elapsed()
+        );
+        report_window(&operator, &window);
+        preview.print(&window, dir.as_deref());
+    }
+    Ok(())
+}
+
+fn streaming_run(
+    args: &TransformArgs,
+    sources: &[String],
+    store: &dyn BlockStore,
+    streaming: Arc<StreamingPlan>,
+    window: Option<Arc<WindowPlan>>,
+    format: OutputFormat,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let inputs = InputSpec::parse(sources).map_err(|e| Failure::Usage(e.to_string()))?;
+    let inputs = inputs.inputs().map_err(|e| Failure::Usage(e.to_string()))?;
+    let dead_letter_path = args
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| default_dead_letter_path(&args.store));
+    let mut dead_letters = open_dead_letters(&dead_letter_path)?;
+    let config = BatchConfig {
+        sort_budget_bytes: args.sort_memory_mb.max(1) << 20,
+        spill_dir: args.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+        ..BatchConfig::default()
+    };
+    let mut batch = StreamingBatch::new(streaming.clone(), config).map_err(run_err)?;
+    let extractor = Extractor::new(&streaming.source_paths, streaming.needs_whole_source);
+    let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
+    let (mut lines, mut filtered) = (0u64, 0u64);
+    for input in inputs {
+        let mut reader = LineReader::open(input).map_err(run_err)?;
+        let name = reader.name().clone();
+        while let Some(line) = reader.next_line().map_err(run_err)? {
+            lines += 1;
+            progress.tick(lines);
+            let mut values = Vec::with_capacity(extractor.output_len());
+            let extracted = if line.truncated {
+                Err(dtc_io::Rejection::new(
+                    dtc_io::RejectReason::LineTooLong,
+                    "the line is longer than the maximum line length",
+                ))
+            } else {
+                extractor.extract(line.bytes, &mut values)
+            };
+            if let Err(rejection) = extracted {
+                dead_letters
+                    .write(&name, line.number, &rejection, line.bytes)
+                    .map_err(run_err)?;
+                continue;
+            }
+            let whole = if streaming.needs_whole_source {
+                values.pop()
+            } else {
+                None
+            };
+            match batch.push(values, whole).map_err(run_err)? {
+                Pushed::Accepted => {}
+                Pushed::Filtered => filtered += 1,
+                Pushed::Rejected { reason, detail } => {
+                    let rejection = dtc_io::Rejection { reason, detail };
+                    dead_letters
+                        .write(&name, line.number, &rejection, line.bytes)
+                        .map_err(run_err)?;
+                }
+            }
+        }
+    }
+    progress.done();
+    let read_elapsed = started.elapsed();
+
+    let (mut sink, out_dir) = match &window {
+        Some(w) => {
+            let (sink, dir) = make_sink(args, w, format)?;
+            (Some(sink), dir)
+        }
+        None => (None, None),
+    };
+    let mut window_op = window.clone().map(WindowOperator::new);
+    let mut preview = Preview::new(!args.quiet && out_dir.is_some());
+    let mut rows: Vec<Row> = Vec::new();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let print_records = window.is_none() && args.format.is_some();
+    let (operator, summary) = batch
+        .finish(store, |operator: &StreamingOperator, state| {
+            if let (Some(op), Some(sink)) = (window_op.as_mut(), sink.as_mut()) {
+                rows.clear();
+                let view = view_of_state(op.plan(), state);
+                op.rows(&view, &mut rows);
+                preview.add(&rows);
+                sink.write_identity(&state.identity, &rows)
+                    .map_err(|e| dtc_engine::EngineError::Sink(e.to_string()))?;
+            }
+            if print_records {
+                records::print_state(
+                    &mut out,
+                    operator.plan(),
+                    state,
+                    format == OutputFormat::Blurr,
+                )
+                .map_err(|e| dtc_engine::EngineError::Sink(e.to_string()))?;
+            }
+            Ok(())
+        })
+        .map_err(run_err)?;
+    out.flush().map_err(run_err)?;
+    drop(out);
+    let sink_summary = match sink {
+        Some(sink) => Some(sink.finish().map_err(run_err)?),
+        None => None,
+    };
+    let rejected = dead_letters.finish().map_err(run_err)?;
+    if args.quiet {
+        return Ok(());
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "streaming run `{}` into {}",
+        streaming.name,
+        store.describe()
+    );
+    eprintln!("  events read:      {lines}");
+    eprintln!("  applied:          {}", summary.events_applied);
+    eprintln!("  filtered by When: {filtered}");
+    eprintln!("  rejected:         {}", rejected.total());
+    for (reason, n) in rejected.nonzero() {
+        eprintln!("    {reason}: {n}");
+    }
+    if rejected.total() > 0 {
+        eprintln!("    (see {})", dead_letter_path.display());
+    }
+    eprintln!("  identities:       {}", summary.identities);
+    eprintln!("  records written:  {}", summary.records_written);
+    if summary.spilled_runs > 0 {
+        eprintln!("  sorted runs spilled: {}", summary.spilled_runs);
+    }
+    report_errors(&operator.errors, &streaming.field_names);
+    if let (Some(w), Some(op)) = (&window, &window_op) {
+        if let Some(s) = &sink_summary {
+            eprintln!("window `{}`: {} rows", w.name, s.rows);
+        }
+        report_window(op, w);
+    }
+    eprintln!(
+        "elapsed: {:.2?} (reading {:.2?}), {:.0} events/s",
+        elapsed,
+        read_elapsed,
+        lines as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if let Some(w) = &window {
+        preview.print(w, out_dir.as_deref());
+    }
+    Ok(())
+}
+
+fn open_dead_letters(
+    path: &Path,
+) -> Result<DeadLetterWriter<std::io::BufWriter<std::fs::File>>, Failure> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::Run(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let file = std::fs::File::create(path).map_err(|e| {
+        Failure::Run(format!(
+            "cannot write dead letters to {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(DeadLetterWriter::new(
+        std::io::BufWriter::new(file),
+        path.display().to_string(),
+    ))
+}
+
+fn default_dead_letter_path(store: &str) -> PathBuf {
+    let dir = store.strip_prefix("file:").unwrap_or(store);
+    if store.starts_with("memory:") || store.contains("://") {
+        PathBuf::from("dtc-dead-letters.jsonl")
+    } else {
+        Path::new(dir).join("dead-letters.jsonl")
+    }
+}
+
+fn report_errors(errors: &dtc_engine::stats::FieldErrors, names: &[String]) {
+    let total = errors.total();
+    eprintln!("  evaluation errors: {total}");
+    for (name, count, first) in errors.nonzero(names) {
+        eprintln!("    {name}: {count} (first: {first})");
+    }
+}
+
+fn report_window(op: &WindowOperator, plan: &WindowPlan) {
+    if op.dropped_anchors > 0 {
+        eprintln!(
+            "  anchors without a row (empty or short window, Blurr semantics): {}",
+            op.dropped_anchors
+        );
+    }
+    if op.over_max > 0 {
+        eprintln!("  anchors over Max per day: {}", op.over_max);
+    }
+    report_errors(&op.errors, &plan.field_names);
+}
+
+/// The first few training rows, shown after a run so the user sees what was produced.
+struct Preview {
+    enabled: bool,
+    rows: Vec<Row>,
+}
+
+const PREVIEW_ROWS: usize = 8;
+
+impl Preview {
+    fn new(enabled: bool) -> Self {
+        Preview {
+            enabled,
+            rows: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, rows: &[Row]) {
+        if self.enabled && self.rows.len() < PREVIEW_ROWS {
+            let room = PREVIEW_ROWS - self.rows.len();
+            self.rows.extend(rows.iter().take(room).cloned());
+        }
+    }
+
+    fn print(&self, plan: &WindowPlan, dir: Option<&Path>) {
+        if !self.enabled {
+            return;
+        }
+        let mut header = vec!["identity".to_string(), "anchor_time".to_string()];
+        header.extend(plan.field_names.iter().cloned());
+        let mut table: Vec<Vec<String>> = vec![header];
+        for row in &self.rows {
+            let mut line = vec![
+                row.identity.to_string(),
+                row.anchor_time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            ];
+            line.extend(row.values.iter().map(cell));
+            table.push(line);
+        }
+        let widths: Vec<usize> = (0..table[0].len())
+            .map(|c| {
+                table
+                    .iter()
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        println!();
+        println!("first {} training rows:", self.rows.len());
+        for r in &table {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:<w$}"))
+                .collect();
+            println!("  {}", cells.join("  ").trim_end());
+        }
+        if let Some(dir) = dir {
+            println!("\nParquet output: {}", dir.display());
+        }
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Float(f) => format!("{f:.2}"),
+        other => dtc_io::format::to_json_string(other, dtc_io::format::JsonStyle::Compact)
+            .trim_matches('"')
+            .to_string(),
+    }
+}
+
+/// A one-line progress display on a terminal, redrawn at most every 200 ms.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        let now = Instant::now();
+        Progress {
+            enabled,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn tick(&mut self, lines: u64) {
+        if !self.enabled || !lines.is_multiple_of(4096) {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.last) < Duration::from_millis(200) {
+            return;
+        }
+        self.last = now;
+        let rate = lines as f64 / now.duration_since(self.started).as_secs_f64().max(1e-9);
+        eprint!("\r  read {lines} events ({rate:.0}/s)   ");
+    }
+
+    fn done(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

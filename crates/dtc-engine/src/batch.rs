@@ -1,0 +1,207 @@
+//! Batch runs: admitted events → per-identity time order → streaming operator → block store,
+//! and window rows over stored blocks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dtc_plan::plan::{StreamingPlan, WindowPlan};
+use dtc_plan::record::Row;
+use dtc_plan::value::Value;
+use dtc_store::{BlockStore, StoredRecord, WriteBatch};
+
+use crate::error::EngineError;
+use crate::event::{Admission, Admitter, RejectReason};
+use crate::sort::EventSorter;
+use crate::streaming::{IdentityState, StreamingOperator};
+use crate::window::{IdentityView, WindowOperator};
+
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Memory for buffered events before a sorted run is spilled to disk.
+    pub sort_budget_bytes: usize,
+    /// Where spill files go (a temporary directory is created inside).
+    pub spill_dir: PathBuf,
+    /// Records per store write.
+    pub write_batch_records: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            sort_budget_bytes: 128 << 20,
+            spill_dir: std::env::temp_dir(),
+            write_batch_records: 2_000,
+        }
+    }
+}
+
+/// What a streaming batch run did.
+#[derive(Debug, Clone, Default)]
+pub struct BatchSummary {
+    pub events_applied: u64,
+    pub identities: u64,
+    pub records_written: u64,
+    pub spilled_runs: usize,
+}
+
+/// What happened to a pushed event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pushed {
+    Accepted,
+    /// The transform-level `When` was not true.
+    Filtered,
+    Rejected {
+        reason: RejectReason,
+        detail: String,
+    },
+}
+
+/// A streaming batch run: push projected events, then [`StreamingBatch::finish`].
+pub struct StreamingBatch {
+    admitter: Admitter,
+    sorter: EventSorter,
+    operator: StreamingOperator,
+    config: BatchConfig,
+    seq: u64,
+}
+
+impl StreamingBatch {
+    pub fn new(plan: Arc<StreamingPlan>, config: BatchConfig) -> Result<Self, EngineError> {
+        Ok(StreamingBatch {
+            admitter: Admitter::new(plan.clone()),
+            sorter: EventSorter::new(config.sort_budget_bytes, &config.spill_dir)?,
+            operator: StreamingOperator::new(plan),
+            config,
+            seq: 0,
+        })
+    }
+
+    /// Admits one projected event. Accepted events are buffered; the caller handles filtered
+    /// and rejected ones (counting, dead letters).
+    pub fn push(
+        &mut self,
+        values: Vec<Value>,
+        whole: Option<Value>,
+    ) -> Result<Pushed, EngineError> {
+        self.seq += 1;
+        Ok(match self.admitter.admit(values, whole, self.seq) {
+            Admission::Accepted { identity, event } => {
+                self.sorter.push(&identity, event)?;
+                Pushed::Accepted
+            }
+            Admission::Filtered => Pushed::Filtered,
+            Admission::Rejected { reason, detail } => Pushed::Rejected { reason, detail },
+        })
+    }
+
+    /// Applies every identity's events in time order, writes changed records to `store`, and
+    /// hands each identity's final state to `on_identity` (in order of first appearance).
+    pub fn finish(
+        self,
+        store: &dyn BlockStore,
+        mut on_identity: impl FnMut(&StreamingOperator, &IdentityState) -> Result<(), EngineError>,
+    ) -> Result<(StreamingOperator, BatchSummary), EngineError> {
+        let StreamingBatch {
+            sorter,
+            mut operator,
+            config,
+            ..
+        } = self;
+        let mut summary = BatchSummary {
+            spilled_runs: sorter.spilled_runs(),
+            ..BatchSummary::default()
+        };
+        let mut sorted = sorter.finish()?;
+        let mut pending: Vec<StoredRecord> = Vec::new();
+        while let Some((identity, events)) = sorted.next_identity()? {
+            let stored = store.load_identity(&identity)?;
+            let mut state = operator.load_state(identity, stored);
+            for event in &events {
+                operator.apply(&mut state, event);
+            }
+            summary.identities += 1;
+            pending.extend(state.dirty_records(operator.plan()));
+            if pending.len() >= config.write_batch_records {
+                summary.records_written += flush(store, &mut pending)?;
+            }
+            on_identity(&operator, &state)?;
+        }
+        summary.records_written += flush(store, &mut pending)?;
+        summary.events_applied = operator.applied;
+        Ok((operator, summary))
+    }
+}
+
+fn flush(store: &dyn BlockStore, pending: &mut Vec<StoredRecord>) -> Result<u64, EngineError> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let n = pending.len() as u64;
+    store.write(WriteBatch {
+        puts: std::mem::take(pending),
+        ..WriteBatch::default()
+    })?;
+    Ok(n)
+}
+
+/// A window view of an identity state produced by the streaming operator (combined runs:
+/// no store read).
+pub fn view_of_state<'a>(plan: &WindowPlan, state: &'a IdentityState) -> IdentityView<'a> {
+    let n = plan.streaming.aggregates.len();
+    let records = (0..n).flat_map(move |agg| {
+        state
+            .records(agg)
+            .iter()
+            .map(move |r| (agg, r.columns.as_slice(), r.order))
+    });
+    IdentityView::new(plan, state.identity.clone(), records)
+}
+
+/// A window view of records read from a store.
+pub fn view_of_stored<'a>(
+    plan: &WindowPlan,
+    identity: Arc<str>,
+    stored: &'a [StoredRecord],
+) -> IdentityView<'a> {
+    let streaming = &plan.streaming;
+    let records = stored.iter().enumerate().filter_map(|(i, r)| {
+        streaming
+            .aggregates
+            .iter()
+            .position(|a| *a.name == *r.key.aggregate)
+            .filter(|&agg| streaming.aggregates[agg].layout.columns.len() == r.columns.len())
+            .map(|agg| (agg, r.columns.as_slice(), i as u64))
+    });
+    IdentityView::new(plan, identity, records)
+}
+
+/// Identities read per store request, so memory stays bounded however many the store holds.
+const IDENTITY_PAGE: usize = 1_000;
+
+/// Window rows over blocks already in a store, one identity at a time (sorted identity order).
+pub fn window_over_store(
+    operator: &mut WindowOperator,
+    store: &dyn BlockStore,
+    mut on_rows: impl FnMut(&str, &[Row]) -> Result<(), EngineError>,
+) -> Result<u64, EngineError> {
+    let plan = operator.plan().clone();
+    let mut rows = Vec::new();
+    let mut identities = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.identities(after.as_deref(), IDENTITY_PAGE)?;
+        for identity in page.identities {
+            let stored = store.load_identity(&identity)?;
+            let view = view_of_stored(&plan, identity.clone(), &stored);
+            rows.clear();
+            operator.rows(&view, &mut rows);
+            on_rows(&identity, &rows)?;
+            identities += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(identities)
+}

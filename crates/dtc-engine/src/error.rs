@@ -1,0 +1,50 @@
+//! Runtime errors of a run. Bad events are not errors (they go to the dead-letter output);
+//! these stop a run, and say whose fault it is and whether retrying can help.
+
+use std::path::PathBuf;
+
+/// Who has to act on an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The input or the command line.
+    User,
+    /// The machine or a service (disk full, store unavailable).
+    External,
+    /// dtc itself.
+    Bug,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("block store: {0}")]
+    Store(#[from] dtc_store::StoreError),
+    #[error("spill file {path}: {source}")]
+    Spill {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("spill file {path} is corrupt: {detail}")]
+    SpillCorrupt { path: PathBuf, detail: String },
+    #[error("output: {0}")]
+    Sink(String),
+}
+
+impl EngineError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            EngineError::Store(_) | EngineError::Spill { .. } | EngineError::Sink(_) => {
+                Fault::External
+            }
+            EngineError::SpillCorrupt { .. } => Fault::Bug,
+        }
+    }
+
+    /// True when running the same command again may succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            EngineError::Store(e) => e.retryable(),
+            EngineError::Spill { .. } | EngineError::Sink(_) => true,
+            EngineError::SpillCorrupt { .. } => false,
+        }
+    }
+}

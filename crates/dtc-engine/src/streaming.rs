@@ -1,0 +1,461 @@
+//! The streaming operator: applies one event to one identity's state (contract section 3).
+//!
+//! It is incremental on purpose: a batch run sorts each identity's events and calls
+//! [`StreamingOperator::apply`] for each; a live consumer calls it as events arrive.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dtc_plan::eval::{Evaluator, Scope, convert, default_value};
+use dtc_plan::plan::{
+    AggregateLayout, ColumnRole, FieldPlan, Slot, StreamAggregateKind, StreamingPlan,
+};
+use dtc_plan::value::Value;
+use dtc_store::{RecordKey, RecordKind, StoredRecord};
+
+use crate::event::Event;
+use crate::stats::FieldErrors;
+
+/// One record of an aggregate for one identity: an identity record or a block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub dims: Vec<Value>,
+    pub columns: Vec<Value>,
+    /// Changed since it was loaded, so it must be written back.
+    pub dirty: bool,
+    /// The version it was loaded with (0 = new); the store bumps it on write.
+    pub version: u64,
+    /// Tie-breaker between blocks with the same `_start_time`: the block whose first event
+    /// came first. Records loaded from a store keep their load order.
+    pub order: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AggState {
+    records: Vec<Record>,
+    by_dims: HashMap<Vec<Value>, usize>,
+    current: Option<usize>,
+}
+
+/// Everything the operator knows about one identity.
+#[derive(Debug, Clone)]
+pub struct IdentityState {
+    pub identity: Arc<str>,
+    aggs: Vec<AggState>,
+}
+
+impl IdentityState {
+    /// The records of aggregate `agg` (blocks in creation order, not time order).
+    pub fn records(&self, agg: usize) -> &[Record] {
+        self.aggs
+            .get(agg)
+            .map(|a| a.records.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Records that changed, as store records of `plan`'s stored aggregates.
+    pub fn dirty_records(&self, plan: &StreamingPlan) -> Vec<StoredRecord> {
+        let mut out = Vec::new();
+        for (agg, state) in plan.aggregates.iter().zip(&self.aggs) {
+            let kind = match agg.kind {
+                StreamAggregateKind::Variable => continue,
+                StreamAggregateKind::Identity => RecordKind::Identity,
+                StreamAggregateKind::Block | StreamAggregateKind::Activity { .. } => {
+                    RecordKind::Block
+                }
+            };
+            let start_col = role_column(&agg.layout, ColumnRole::StartTime);
+            let name: Arc<str> = Arc::from(agg.name.as_str());
+            for rec in state.records.iter().filter(|r| r.dirty) {
+                let start_time = start_col.and_then(|c| match rec.columns.get(c) {
+                    Some(Value::DateTime(t)) => Some(*t),
+                    _ => None,
+                });
+                out.push(StoredRecord {
+                    key: RecordKey {
+                        identity: self.identity.clone(),
+                        aggregate: name.clone(),
+                        dims: rec.dims.clone(),
+                    },
+                    kind,
+                    start_time,
+                    columns: rec.columns.clone(),
+                    version: rec.version + 1,
+                });
+            }
+        }
+        out
+    }
+
+    fn current(&self, agg: usize) -> Option<&Record> {
+        let a = self.aggs.get(agg)?;
+        a.current.and_then(|i| a.records.get(i))
+    }
+}
+
+/// Applies events to identity states for one streaming plan.
+pub struct StreamingOperator {
+    plan: Arc<StreamingPlan>,
+    evaluator: Evaluator,
+    /// A fresh record of each aggregate: typed defaults.
+    defaults: Vec<Vec<Value>>,
+    identity_col: Vec<Option<usize>>,
+    start_col: Vec<Option<usize>>,
+    end_col: Vec<Option<usize>>,
+    pub errors: FieldErrors,
+    /// Events applied.
+    pub applied: u64,
+    next_order: u64,
+}
+
+struct EventScope<'a> {
+    state: &'a IdentityState,
+    event: &'a Event,
+    defaults: &'a [Vec<Value>],
+}
+
+impl Scope for EventScope<'_> {
+    fn load(&self, slot: Slot) -> Value {
+        match slot {
+            Slot::SourcePath(i) => self
+                .event
+                .values
+                .get(i as usize)
+                .cloned()
+                .unwrap_or(Value::Null),
+            Slot::WholeSource => self.event.whole.clone().unwrap_or(Value::Null),
+            Slot::Time => Value::DateTime(self.event.time),
+            Slot::Identity => Value::Str(self.state.identity.clone()),
+            Slot::Field { agg, column } => {
+                let columns = match self.state.current(agg as usize) {
+                    Some(rec) => &rec.columns,
+                    None => match self.defaults.get(agg as usize) {
+                        Some(d) => d,
+                        None => return Value::Null,
+                    },
+                };
+                columns.get(column as usize).cloned().unwrap_or(Value::Null)
+            }
+            Slot::Anchor { .. } | Slot::Stream { .. } | Slot::WindowSource { .. } => Value::Null,
+        }
+    }
+}
+
+pub(crate) fn role_column(layout: &AggregateLayout, role: ColumnRole) -> Option<usize> {
+    layout.columns.iter().position(|c| c.role == role)
+}
+
+impl StreamingOperator {
+    pub fn new(plan: Arc<StreamingPlan>) -> Self {
+        let defaults = plan
+            .aggregates
+            .iter()
+            .map(|a| {
+                a.layout
+                    .columns
+                    .iter()
+                    .map(|c| default_value(c.ty))
+                    .collect()
+            })
+            .collect();
+        let col = |role| {
+            plan.aggregates
+                .iter()
+                .map(|a| role_column(&a.layout, role))
+                .collect::<Vec<_>>()
+        };
+        let identity_col = col(ColumnRole::Identity);
+        let start_col = col(ColumnRole::StartTime);
+        let end_col = col(ColumnRole::EndTime);
+        StreamingOperator {
+            evaluator: Evaluator::new(plan.dialect),
+            errors: FieldErrors::new(plan.field_names.len()),
+            plan,
+            defaults,
+            identity_col,
+            start_col,
+            end_col,
+            applied: 0,
+            next_order: 0,
+        }
+    }
+
+    pub fn plan(&self) -> &Arc<StreamingPlan> {
+        &self.plan
+    }
+
+    /// A state with no records.
+    pub fn new_state(&self, identity: Arc<str>) -> IdentityState {
+        IdentityState {
+            identity,
+            aggs: vec![AggState::default(); self.plan.aggregates.len()],
+        }
+    }
+
+    /// A state holding the records a store returned for this identity. Records of aggregates
+    /// the plan does not have, or whose column count differs from the plan's layout (the spec
+    /// changed), are ignored.
+    pub fn load_state(&mut self, identity: Arc<str>, stored: Vec<StoredRecord>) -> IdentityState {
+        let mut state = self.new_state(identity);
+        for rec in stored {
+            let Some(agg) = self
+                .plan
+                .aggregates
+                .iter()
+                .position(|a| *a.name == *rec.key.aggregate)
+            else {
+                continue;
+            };
+            if rec.columns.len() != self.plan.aggregates[agg].layout.columns.len() {
+                continue;
+            }
+            let order = self.next_order();
+            let a = &mut state.aggs[agg];
+            a.by_dims.insert(rec.key.dims.clone(), a.records.len());
+            a.records.push(Record {
+                dims: rec.key.dims,
+                columns: rec.columns,
+                dirty: false,
+                version: rec.version,
+                order,
+            });
+        }
+        // An activity aggregate continues its latest block, if the next event is close enough.
+        for (agg, a) in self.plan.aggregates.iter().zip(state.aggs.iter_mut()) {
+            if matches!(agg.kind, StreamAggregateKind::Activity { .. }) {
+                let start = role_column(&agg.layout, ColumnRole::StartTime);
+                a.current = (0..a.records.len()).max_by_key(|&i| {
+                    start.and_then(|c| match a.records[i].columns.get(c) {
+                        Some(Value::DateTime(t)) => Some(*t),
+                        _ => None,
+                    })
+                });
+            }
+        }
+        state
+    }
+
+    fn reset_variable(&self, state: &mut IdentityState, ai: usize) {
+        let fresh = self.defaults[ai].clone();
+        let a = &mut state.aggs[ai];
+        match a.current {
+            Some(i) => a.records[i].columns = fresh,
+            None => {
+                a.records.push(Record {
+                    dims: Vec::new(),
+                    columns: fresh,
+                    dirty: false,
+                    version: 0,
+                    order: 0,
+                });
+                a.current = Some(a.records.len() - 1);
+            }
+        }
+    }
+
+    fn next_order(&mut self) -> u64 {
+        self.next_order += 1;
+        self.next_order
+    }
+
+    /// Applies one admitted event (identity, time and transform `When` already evaluated).
+    pub fn apply(&mut self, state: &mut IdentityState, event: &Event) {
+        self.applied += 1;
+        let plan = self.plan.clone();
+        for (ai, agg) in plan.aggregates.iter().enumerate() {
+            if matches!(agg.kind, StreamAggregateKind::Variable) {
+                // Recomputed for every event: no value leaks from the previous event, even
+                // when the aggregate's `When` is false for this one.
+                self.reset_variable(state, ai);
+            }
+            if let Some(when) = &agg.when {
+                let scope = EventScope {
+                    state,
+                    event,
+                    defaults: &self.defaults,
+                };
+                if !self.evaluator.eval_bool(when, &scope) {
+                    continue;
+                }
+            }
+            let target = match &agg.kind {
+                StreamAggregateKind::Variable => state.aggs[ai].current,
+                StreamAggregateKind::Identity | StreamAggregateKind::Block => {
+                    let Some(dims) = self.eval_dimensions(&agg.dimensions, state, event) else {
+                        continue;
+                    };
+                    Some(self.open_record(state, ai, dims))
+                }
+                StreamAggregateKind::Activity {
+                    separate_by_inactive_seconds,
+                } => {
+                    Some(self.open_activity_block(state, ai, *separate_by_inactive_seconds, event))
+                }
+            };
+            let Some(target) = target else { continue };
+            self.touch_times(state, ai, target, event.time);
+            if !matches!(agg.kind, StreamAggregateKind::Variable) {
+                state.aggs[ai].records[target].dirty = true;
+            }
+            self.eval_fields(&agg.fields, state, ai, target, event);
+        }
+    }
+
+    /// Dimension values converted to their declared types; `None` (and an error counted) if
+    /// one fails or is null: the aggregate is skipped for this event.
+    fn eval_dimensions(
+        &mut self,
+        dimensions: &[FieldPlan],
+        state: &IdentityState,
+        event: &Event,
+    ) -> Option<Vec<Value>> {
+        let mut dims = Vec::with_capacity(dimensions.len());
+        let scope = EventScope {
+            state,
+            event,
+            defaults: &self.defaults,
+        };
+        for d in dimensions {
+            let value = self
+                .evaluator
+                .eval(&d.value, &scope)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    if v.is_null() {
+                        Err("dimension value is null".to_string())
+                    } else {
+                        convert(v, d.ty, self.plan.dialect).map_err(|e| e.to_string())
+                    }
+                });
+            match value {
+                Ok(v) => dims.push(v),
+                Err(message) => {
+                    self.errors.record(d.error_id, || message);
+                    return None;
+                }
+            }
+        }
+        Some(dims)
+    }
+
+    fn new_record(&mut self, state: &IdentityState, ai: usize, dims: Vec<Value>) -> Record {
+        let agg = &self.plan.aggregates[ai];
+        let mut columns = self.defaults[ai].clone();
+        if let Some(c) = self.identity_col[ai] {
+            columns[c] = Value::Str(state.identity.clone());
+        }
+        for (d, v) in agg.dimensions.iter().zip(&dims) {
+            columns[d.column as usize] = v.clone();
+        }
+        for c in [self.start_col[ai], self.end_col[ai]].into_iter().flatten() {
+            columns[c] = Value::Null;
+        }
+        Record {
+            dims,
+            columns,
+            dirty: true,
+            version: 0,
+            order: self.next_order(),
+        }
+    }
+
+    /// Makes the record for `dims` current, creating it or resuming it.
+    fn open_record(&mut self, state: &mut IdentityState, ai: usize, dims: Vec<Value>) -> usize {
+        if let Some(&i) = state.aggs[ai].by_dims.get(&dims) {
+            state.aggs[ai].current = Some(i);
+            return i;
+        }
+        let rec = self.new_record(state, ai, dims.clone());
+        let a = &mut state.aggs[ai];
+        a.records.push(rec);
+        let i = a.records.len() - 1;
+        a.by_dims.insert(dims, i);
+        a.current = Some(i);
+        i
+    }
+
+    /// The current inactivity block if `event` belongs to it, else a new one.
+    fn open_activity_block(
+        &mut self,
+        state: &mut IdentityState,
+        ai: usize,
+        gap_seconds: i64,
+        event: &Event,
+    ) -> usize {
+        let (start_col, end_col) = (self.start_col[ai], self.end_col[ai]);
+        if let Some(i) = state.aggs[ai].current {
+            let rec = &state.aggs[ai].records[i];
+            let time_at = |c: Option<usize>| match c.and_then(|c| rec.columns.get(c)) {
+                Some(Value::DateTime(t)) => Some(*t),
+                _ => None,
+            };
+            if let (Some(start), Some(end)) = (time_at(start_col), time_at(end_col)) {
+                let gap = chrono::TimeDelta::seconds(gap_seconds);
+                if event.time >= start && event.time - end <= gap {
+                    return i;
+                }
+            }
+        }
+        // Activity blocks are keyed by a stable id (their first event's time), so the key does
+        // not change when a late event moves the block's start.
+        let mut id = event.time.timestamp_micros();
+        while state.aggs[ai].by_dims.contains_key(&[Value::Int(id)][..]) {
+            id += 1;
+        }
+        self.open_record(state, ai, vec![Value::Int(id)])
+    }
+
+    fn touch_times(
+        &self,
+        state: &mut IdentityState,
+        ai: usize,
+        target: usize,
+        time: DateTime<Utc>,
+    ) {
+        let rec = &mut state.aggs[ai].records[target];
+        if let Some(c) = self.start_col[ai] {
+            match &rec.columns[c] {
+                Value::DateTime(t) if *t <= time => {}
+                _ => rec.columns[c] = Value::DateTime(time),
+            }
+        }
+        if let Some(c) = self.end_col[ai] {
+            match &rec.columns[c] {
+                Value::DateTime(t) if *t >= time => {}
+                _ => rec.columns[c] = Value::DateTime(time),
+            }
+        }
+    }
+
+    fn eval_fields(
+        &mut self,
+        fields: &[FieldPlan],
+        state: &mut IdentityState,
+        ai: usize,
+        target: usize,
+        event: &Event,
+    ) {
+        for f in fields {
+            let result = {
+                let scope = EventScope {
+                    state,
+                    event,
+                    defaults: &self.defaults,
+                };
+                if let Some(when) = &f.when
+                    && !self.evaluator.eval_bool(when, &scope)
+                {
+                    continue;
+                }
+                self.evaluator
+                    .eval(&f.value, &scope)
+                    .and_then(|v| convert(v, f.ty, self.plan.dialect))
+            };
+            match result {
+                Ok(v) => state.aggs[ai].records[target].columns[f.column as usize] = v,
+                Err(e) => self.errors.record(f.error_id, || e.to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The window operator: anchors and windows over one identity's blocks (contract section 5).
+//!
+//! Blocks of each aggregate are sorted once by (`_start_time`, first event); a window is then a
+//! contiguous range found by binary search, so an identity costs
+//! O(blocks · log blocks + anchors · window size). The same [`WindowOperator::row_at`] code
+//! evaluates a virtual anchor for live features, so served values equal training values.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use dtc_plan::eval::{Evaluator, Scope, convert, default_value};
+use dtc_plan::plan::{
+    ColumnRole, Dialect, Slot, StreamAggregateKind, WindowAggregateKind, WindowPlan, WindowType,
+};
+use dtc_plan::record::Row;
+use dtc_plan::value::Value;
+
+use crate::stats::FieldErrors;
+use crate::streaming::role_column;
+
+/// One block as the window operator sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRef<'a> {
+    pub start: DateTime<Utc>,
+    /// Tie-breaker for equal starts: the block whose first event came first.
+    pub order: u64,
+    pub columns: &'a [Value],
+}
+
+/// An identity's blocks and identity records, indexed by the streaming plan's aggregate ids.
+#[derive(Debug, Default)]
+pub struct IdentityView<'a> {
+    pub identity: Arc<str>,
+    /// Per streaming aggregate: its blocks sorted by (start, order); empty for non-block ones.
+    pub blocks: Vec<Vec<BlockRef<'a>>>,
+    /// Per streaming aggregate: the identity record (Identity aggregates only).
+    pub identity_records: Vec<Option<&'a [Value]>>,
+}
+
+impl<'a> IdentityView<'a> {
+    /// Builds a view from `(aggregate id, columns, order)` triples; blocks without a
+    /// `_start_time` (never touched by an event) are left out.
+    pub fn new(
+        plan: &WindowPlan,
+        identity: Arc<str>,
+        records: impl IntoIterator<Item = (usize, &'a [Value], u64)>,
+    ) -> Self {
+        let streaming = &plan.streaming;
+        let n = streaming.aggregates.len();
+        let mut view = IdentityView {
+            identity,
+            blocks: vec![Vec::new(); n],
+            identity_records: vec![None; n],
+        };
+        let start_cols: Vec<Option<usize>> = streaming
+            .aggregates
+            .iter()
+            .map(|a| role_column(&a.layout, ColumnRole::StartTime))
+            .collect();
+        for (agg, columns, order) in records {
+            let Some(def) = streaming.aggregates.get(agg) else {
+                continue;
+            };
+            match def.kind {
+                StreamAggregateKind::Identity => {
+                    if view.identity_records[agg].is_none() {
+                        view.identity_records[agg] = Some(columns);
+                    }
+                }
+                StreamAggregateKind::Block | StreamAggregateKind::Activity { .. } => {
+                    if let Some(Value::DateTime(start)) =
+                        start_cols[agg].and_then(|c| columns.get(c))
+                    {
+                        view.blocks[agg].push(BlockRef {
+                            start: *start,
+                            order,
+                            columns,
+                        });
+                    }
+                }
+                StreamAggregateKind::Variable => {}
+            }
+        }
+        for blocks in &mut view.blocks {
+            blocks.sort_by_key(|b| (b.start, b.order));
+        }
+        view
+    }
+}
+
+/// Evaluates a window plan's anchors and windows.
+pub struct WindowOperator {
+    plan: Arc<WindowPlan>,
+    evaluator: Evaluator,
+    defaults: Vec<Vec<Value>>,
+    pub errors: FieldErrors,
+    /// Anchors whose row was dropped (Blurr dialect: empty or short window).
+    pub dropped_anchors: u64,
+    /// Anchors skipped because their day already had `Max` rows.
+    pub over_max: u64,
+}
+
+/// The anchor a row is computed for.
+#[derive(Debug, Clone, Copy)]
+struct Anchor<'a> {
+    start: DateTime<Utc>,
+    /// None for the virtual anchor of a live query.
+    block: Option<&'a [Value]>,
+    /// Live queries see no blocks after the anchor.
+    live: bool,
+}
+
+struct AnchorScope<'s, 'a> {
+    plan: &'s WindowPlan,
+    view: &'s IdentityView<'a>,
+    anchor: Anchor<'a>,
+    /// Records of the window spec's aggregates computed so far for this anchor.
+    rows: &'s [Vec<Value>],
+    /// For the Window aggregate being evaluated: `source.<column>` lists.
+    lists: &'s [Value],
+}
+
+impl Scope for AnchorScope<'_, '_> {
+    fn load(&self, slot: Slot) -> Value {
+        let at = |cols: Option<&[Value]>, column: u16| {
+            cols.and_then(|c| c.get(column as usize))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        match slot {
+            Slot::Identity => Value::Str(self.view.identity.clone()),
+            Slot::Anchor { column } => at(self.anchor.block, column),
+            Slot::Stream { agg, column } => {
+                if agg == self.plan.anchor_aggregate {
+                    at(self.anchor.block, column)
+                } else {
+                    at(
+                        self.view
+                            .identity_records
+                            .get(agg as usize)
+                            .copied()
+                            .flatten(),
+                        column,
+                    )
+                }
+            }
+            Slot::Field { agg, column } => {
+                at(self.rows.get(agg as usize).map(Vec::as_slice), column)
+            }
+            Slot::WindowSource { column } => self
+                .lists
+                .get(column as usize)
+                .cloned()
+                .unwrap_or(Value::Null),
+            Slot::Time => Value::DateTime(self.anchor.start),
+            Slot::SourcePath(_) | Slot::WholeSource => Value::Null,
+        }
+    }
+}
+
+/// The blocks of `blocks` (sorted by start) inside the window around an anchor at `t`.
+pub fn window_range(
+    blocks: &[BlockRef<'_>],
+    t: DateTime<Utc>,
+    window_type: WindowType,
+    value: i64,
+) -> std::ops::Range<usize> {
+    let before = blocks.partition_point(|b| b.start < t);
+    let through = blocks.partition_point(|b| b.start <= t);
+    let span = |units: i64| match window_type {
+        WindowType::Day => TimeDelta::try_days(units),
+        WindowType::Hour => TimeDelta::try_hours(units),
+        WindowType::Count => None,
+    };
+    match (window_type, value < 0) {
+        (WindowType::Count, true) => before.saturating_sub(value.unsigned_abs() as usize)..before,
+        (WindowType::Count, false) => {
+            through..through.saturating_add(value as usize).min(blocks.len())
+        }
+        (_, true) => {
+            let lower = span(value.saturating_neg())
+                .and_then(|d| t.checked_sub_signed(d))
+                .map_or(0, |low| blocks.partition_point(|b| b.start <= low));
+            lower.min(before)..before
+        }
+        (_, false) => {
+            let upper = span(value)
+                .and_then(|d| t.checked_add_signed(d))
+                .map_or(blocks.len(), |high| {
+                    blocks.partition_point(|b| b.start < high)
+                });
+            through..upper.max(through)
+        }
+    }
+}
+
+impl WindowOperator {
+    pub fn new(plan: Arc<WindowPlan>) -> Self {
+        let defaults = plan
+            .aggregates
+            .iter()
+            .map(|a| {
+                a.layout
+                    .columns
+                    .iter()
+                    .map(|c| default_value(c.ty))
+                    .collect()
+            })
+            .collect();
+        WindowOperator {
+            evaluator: Evaluator::new(plan.dialect),
+            errors: FieldErrors::new(plan.field_names.len()),
+            plan,
+            defaults,
+            dropped_anchors: 0,
+            over_max: 0,
+        }
+    }
+
+    pub fn plan(&self) -> &Arc<WindowPlan> {
+        &self.plan
+    }
+
+    /// Appends one row per anchor of this identity to `out`, in anchor order.
+    pub fn rows(&mut self, view: &IdentityView<'_>, out: &mut Vec<Row>) {
+        let anchors = view
+            .blocks
+            .get(self.plan.anchor_aggregate as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let mut day: Option<(NaiveDate, u32)> = None;
+        for block in anchors {
+            let anchor = Anchor {
+                start: block.start,
+                block: Some(block.columns),
+                live: false,
+            };
+            if !self.is_anchor(view, anchor) {
+                continue;
+            }
+            let date = block.start.date_naive();
+            let used = match day {
+                Some((d, n)) if d == date => n,
+                _ => 0,
+            };
+            if self.plan.max_per_day.is_some_and(|max| used >= max) {
+                self.over_max += 1;
+                continue;
+            }
+            match self.row(view, anchor) {
+                Some(row) => {
+                    out.push(row);
+                    day = Some((date, used + 1));
+                }
+                None => self.dropped_anchors += 1,
+            }
+        }
+    }
+
+    /// Live features: the row of a virtual anchor starting at `at`. Windows after the anchor
+    /// are empty (they are labels); blocks starting at or after `at` are in no window.
+    /// Always returns a row, whatever the dialect, since a live query must answer.
+    pub fn row_at(&mut self, view: &IdentityView<'_>, at: DateTime<Utc>) -> Row {
+        let anchor = Anchor {
+            start: at,
+            block: None,
+            live: true,
+        };
+        self.evaluate(view, anchor, false).unwrap_or_else(|| Row {
+            identity: view.identity.clone(),
+            anchor_time: at,
+            values: vec![Value::Null; self.plan.field_names.len()],
+        })
+    }
+
+    fn is_anchor(&mut self, view: &IdentityView<'_>, anchor: Anchor<'_>) -> bool {
+        let scope = AnchorScope {
+            plan: &self.plan,
+            view,
+            anchor,
+            rows: &[],
+            lists: &[],
+        };
+        self.evaluator.eval_bool(&self.plan.anchor, &scope)
+    }
+
+    fn row(&mut self, view: &IdentityView<'_>, anchor: Anchor<'_>) -> Option<Row> {
+        let drop_incomplete = self.plan.dialect == Dialect::Blurr;
+        self.evaluate(view, anchor, drop_incomplete)
+    }
+
+    /// `None` when `drop_incomplete` and a window is empty or a count window is short.
+    fn evaluate(
+        &mut self,
+        view: &IdentityView<'_>,
+        anchor: Anchor<'_>,
+        drop_incomplete: bool,
+    ) -> Option<Row> {
+        let plan = self.plan.clone();
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(plan.aggregates.len());
+        let mut lists: Vec<Value> = Vec::new();
+        let null_on_error = plan.dialect == Dialect::Native;
+        for (wi, agg) in plan.aggregates.iter().enumerate() {
+            lists.clear();
+            if let WindowAggregateKind::Window {
+                window_type,
+                value,
+                source,
+                used_columns,
+            } = &agg.kind
+            {
+                let blocks = view
+                    .blocks
+                    .get(*source as usize)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let range = if anchor.live && *value > 0 {
+                    0..0
+                } else {
+                    window_range(blocks, anchor.start, *window_type, *value)
+                };
+                let short = *window_type == WindowType::Count
+                    && range.len() < value.unsigned_abs() as usize;
+                if drop_incomplete && (range.is_empty() || short) {
+                    return None;
+                }
+                let width = used_columns
+                    .iter()
+                    .map(|c| *c as usize + 1)
+                    .max()
+                    .unwrap_or(0);
+                lists.resize(width, Value::Null);
+                for &column in used_columns {
+                    let items = blocks[range.clone()]
+                        .iter()
+                        .map(|b| {
+                            b.columns
+                                .get(column as usize)
+                                .cloned()
+                                .unwrap_or(Value::Null)
+                        })
+                        .collect();
+                    lists[column as usize] = Value::list(items);
+                }
+            }
+            let mut record = self.defaults[wi].clone();
+            for f in &agg.fields {
+                let result = {
+                    let scope = AnchorScope {
+                        plan: &plan,
+                        view,
+                        anchor,
+                        rows: &rows,
+                        lists: &lists,
+                    };
+                    if let Some(when) = &f.when
+                        && !self.evaluator.eval_bool(when, &scope)
+                    {
+                        continue;
+                    }
+                    self.evaluator
+                        .eval(&f.value, &scope)
+                        .and_then(|v| convert(v, f.ty, plan.dialect))
+                };
+                match result {
+                    Ok(v) => record[f.column as usize] = v,
+                    Err(e) => {
+                        self.errors.record(f.error_id, || e.to_string());
+                        if null_on_error {
+                            record[f.column as usize] = Value::Null;
+                        }
+                    }
+                }
+            }
+            rows.push(record);
+        }
+        let mut values = Vec::with_capacity(plan.field_names.len());
+        for (agg, record) in plan.aggregates.iter().zip(&rows) {
+            for f in &agg.fields {
+                values.push(
+                    record
+                        .get(f.column as usize)
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+            }
+        }
+        Some(Row {
+            identity: view.identity.clone(),
+            anchor_time: anchor.start,
+            values,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(starts: &[i64]) -> Vec<BlockRef<'static>> {
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| BlockRef {
+                start: DateTime::from_timestamp(*s, 0).unwrap_or_default(),
+                order: i as u64,
+                columns: &[],
+            })
+            .collect()
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap_or_default()
+    }
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn day_windows_exclude_both_bounds_and_the_anchor() {
+        let anchor = 10 * DAY;
+        // exactly 7 days before, one second inside, the anchor itself, a tie at the anchor,
+        // one second inside after, exactly 7 days after.
+        let b = blocks(&[
+            anchor - 7 * DAY,
+            anchor - 7 * DAY + 1,
+            anchor,
+            anchor,
+            anchor + 7 * DAY - 1,
+            anchor + 7 * DAY,
+        ]);
+        assert_eq!(window_range(&b, t(anchor), WindowType::Day, -7), 1..2);
+        assert_eq!(window_range(&b, t(anchor), WindowType::Day, 7), 4..5);
+    }
+
+    #[test]
+    fn hour_windows_use_hours() {
+        let b = blocks(&[0, 3_599, 3_600, 7_000]);
+        assert_eq!(window_range(&b, t(3_600), WindowType::Hour, -1), 1..2);
+        assert_eq!(window_range(&b, t(3_600), WindowType::Hour, 1), 3..4);
+    }
+
+    #[test]
+    fn count_windows_take_nearest_blocks_strictly_before_or_after() {
+        let b = blocks(&[10, 20, 30, 30, 40, 50]);
+        assert_eq!(window_range(&b, t(30), WindowType::Count, -1), 1..2);
+        assert_eq!(window_range(&b, t(30), WindowType::Count, -5), 0..2);
+        assert_eq!(window_range(&b, t(30), WindowType::Count, 1), 4..5);
+        assert_eq!(window_range(&b, t(30), WindowType::Count, 9), 4..6);
+        assert_eq!(window_range(&b, t(10), WindowType::Count, -1), 0..0);
+    }
+}
