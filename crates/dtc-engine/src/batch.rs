@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dtc_plan::plan::{StreamingPlan, WindowPlan};
 use dtc_plan::record::Row;
 use dtc_plan::value::Value;
-use dtc_store::{BlockStore, StoredRecord, WriteBatch};
+use dtc_store::{BlockStore, Checkpoint, StoredRecord, WriteBatch};
 
 use crate::error::EngineError;
 use crate::event::{Admission, Admitter, RejectReason};
@@ -63,6 +63,7 @@ pub struct StreamingBatch {
     operator: StreamingOperator,
     config: BatchConfig,
     seq: u64,
+    checkpoints: Vec<(String, Checkpoint)>,
 }
 
 impl StreamingBatch {
@@ -73,6 +74,7 @@ impl StreamingBatch {
             operator: StreamingOperator::new(plan),
             config,
             seq: 0,
+            checkpoints: Vec::new(),
         })
     }
 
@@ -94,6 +96,13 @@ impl StreamingBatch {
         })
     }
 
+    /// Records that input `partition` has been applied up to `offset` (e.g. a file's last line
+    /// number). Checkpoints are written with the run's last batch of records, so a later run
+    /// can skip what this one applied.
+    pub fn set_checkpoint(&mut self, partition: String, offset: i64) {
+        self.checkpoints.push((partition, Checkpoint { offset }));
+    }
+
     /// Applies every identity's events in time order, writes changed records to `store`, and
     /// hands each identity's final state to `on_identity` (in order of first appearance).
     pub fn finish(
@@ -105,6 +114,7 @@ impl StreamingBatch {
             sorter,
             mut operator,
             config,
+            checkpoints,
             ..
         } = self;
         let mut summary = BatchSummary {
@@ -126,7 +136,12 @@ impl StreamingBatch {
             }
             on_identity(&operator, &state)?;
         }
-        summary.records_written += flush(store, &mut pending)?;
+        summary.records_written += pending.len() as u64;
+        store.write(WriteBatch {
+            puts: pending,
+            deletes: Vec::new(),
+            checkpoints,
+        })?;
         summary.events_applied = operator.applied;
         Ok((operator, summary))
     }

@@ -244,10 +244,27 @@ fn streaming_run(
     let extractor = Extractor::new(&streaming.source_paths, streaming.needs_whole_source);
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let (mut lines, mut filtered) = (0u64, 0u64);
+    let mut already_applied = 0u64;
     for input in inputs {
         let mut reader = LineReader::open(input).map_err(run_err)?;
         let name = reader.name().clone();
+        // A file is an input partition: its lines up to the stored checkpoint were applied by
+        // an earlier run into this store, and must not be applied twice.
+        let partition = partition_of(&name);
+        let done = match &partition {
+            Some(p) => store
+                .checkpoint(p)
+                .map_err(run_err)?
+                .map_or(0, |c| c.offset.max(0) as u64),
+            None => 0,
+        };
+        let mut last_line = done;
         while let Some(line) = reader.next_line().map_err(run_err)? {
+            if line.number <= done {
+                already_applied += 1;
+                continue;
+            }
+            last_line = line.number;
             lines += 1;
             progress.tick(lines);
             let mut values = Vec::with_capacity(extractor.output_len());
@@ -280,6 +297,11 @@ fn streaming_run(
                         .map_err(run_err)?;
                 }
             }
+        }
+        if let Some(p) = partition
+            && last_line > done
+        {
+            batch.set_checkpoint(p, last_line as i64);
         }
     }
     progress.done();
@@ -337,6 +359,18 @@ fn streaming_run(
         store.describe()
     );
     eprintln!("  events read:      {lines}");
+    if already_applied > 0 {
+        eprintln!("  skipped, applied by an earlier run into this store: {already_applied}");
+        if let Some(w) = &args.window {
+            eprintln!(
+                "  note: rows are computed only for identities with new events; to rebuild all rows \
+                 from the stored blocks run: dtc transform --streaming {} --window {} --store {}",
+                args.streaming.display(),
+                w.display(),
+                args.store
+            );
+        }
+    }
     eprintln!("  applied:          {}", summary.events_applied);
     eprintln!("  filtered by When: {filtered}");
     eprintln!("  rejected:         {}", rejected.total());
@@ -368,6 +402,15 @@ fn streaming_run(
         preview.print(w, out_dir.as_deref());
     }
     Ok(())
+}
+
+/// The checkpoint key of a file input (its absolute path); stdin has none.
+fn partition_of(input_name: &str) -> Option<String> {
+    if input_name == "-" || input_name == "<stdin>" {
+        return None;
+    }
+    let path = std::fs::canonicalize(input_name).ok()?;
+    Some(format!("file:{}", path.display()))
 }
 
 fn open_dead_letters(
@@ -467,6 +510,10 @@ impl Preview {
             })
             .collect();
         println!();
+        if self.rows.is_empty() {
+            println!("no training rows in this run");
+            return;
+        }
         println!("first {} training rows:", self.rows.len());
         for r in &table {
             let cells: Vec<String> = r
