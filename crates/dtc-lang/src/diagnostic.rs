@@ -57,6 +57,9 @@ pub enum Code {
     E0310,
     /// Bad store option (table, capacity units, retention).
     E0311,
+    /// `SourceBTS` names several loaded streaming specs and none is in the window spec's
+    /// directory; or two streaming specs of one directory share a name.
+    E0312,
     // E04xx: expressions
     /// Expression syntax error.
     E0400,
@@ -103,6 +106,7 @@ impl Code {
             Code::E0309 => "E0309",
             Code::E0310 => "E0310",
             Code::E0311 => "E0311",
+            Code::E0312 => "E0312",
             Code::E0400 => "E0400",
             Code::E0401 => "E0401",
             Code::E0402 => "E0402",

@@ -8,8 +8,8 @@ use clap::{Args, ValueEnum};
 use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::load::{SourceMap, load_spec};
 use dtc_lang::render::{render_json, render_text, sort_diagnostics};
-use dtc_lang::span::Span;
-use dtc_plan::compile::{Catalog, compile};
+use dtc_lang::span::{FileId, Span};
+use dtc_plan::compile::{Catalog, compile_with_dirs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -91,7 +91,12 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadedSpecs {
             }
         }
     }
-    let (catalog, compile_diags) = compile(&loaded);
+    let dir_of = |file: FileId| {
+        sources
+            .get(file)
+            .and_then(|f| Path::new(f.path()).parent().map(Path::to_path_buf))
+    };
+    let (catalog, compile_diags) = compile_with_dirs(&loaded, &|a, b| dir_of(a) == dir_of(b));
     diagnostics.extend(compile_diags);
     sort_diagnostics(&mut diagnostics);
     LoadedSpecs {

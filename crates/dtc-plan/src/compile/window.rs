@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use dtc_lang::ast::ExprKind;
 use dtc_lang::diagnostic::{Code, Diagnostic};
-use dtc_lang::span::Span;
+use dtc_lang::span::{FileId, Span};
 use dtc_lang::syntax::{AggregateKind, Spec};
 
 use super::expr::{AggInfo, Env, walk};
@@ -18,6 +18,7 @@ use crate::plan::{
 /// A loaded streaming spec as window specs see it.
 pub(crate) struct StreamEntry {
     pub name: String,
+    pub file: FileId,
     pub aggs: Vec<AggInfo>,
     /// `None` when the streaming spec has errors (already reported).
     pub plan: Option<Arc<StreamingPlan>>,
@@ -36,21 +37,67 @@ fn is_block(kind: AggregateKind) -> bool {
 pub(crate) fn compile(
     spec: &Spec,
     streams: &[StreamEntry],
+    same_dir: &dyn Fn(FileId, FileId) -> bool,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<WindowPlan> {
     let mut c = SpecCompiler::new(spec);
-    let plan = compile_inner(spec, streams, &mut c);
+    let plan = compile_inner(spec, streams, same_dir, &mut c);
     let ok = c.sink.diags.is_empty() && c.complete;
     diags.append(&mut c.sink.diags);
     plan.filter(|_| ok)
 }
 
-fn compile_inner(spec: &Spec, streams: &[StreamEntry], c: &mut SpecCompiler) -> Option<WindowPlan> {
+fn compile_inner(
+    spec: &Spec,
+    streams: &[StreamEntry],
+    same_dir: &dyn Fn(FileId, FileId) -> bool,
+    c: &mut SpecCompiler,
+) -> Option<WindowPlan> {
     let Some(source_dtc) = &spec.source_dtc else {
         c.complete = false;
         return None;
     };
-    let Some(stream) = streams.iter().find(|s| s.name == source_dtc.value) else {
+    let named: Vec<&StreamEntry> = streams
+        .iter()
+        .filter(|s| s.name == source_dtc.value)
+        .collect();
+    // Several specs may share a name (a native spec and its Blurr-format copy in another
+    // directory): the one beside the window spec wins.
+    let stream = match named.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        several => {
+            let beside: Vec<&StreamEntry> = several
+                .iter()
+                .copied()
+                .filter(|s| same_dir(spec.file, s.file))
+                .collect();
+            match beside.as_slice() {
+                [one] => Some(*one),
+                _ => {
+                    c.diag(
+                        Diagnostic::new(
+                            Code::E0312,
+                            c.file,
+                            source_dtc.span,
+                            format!(
+                                "{} loaded streaming specs are named `{}`",
+                                several.len(),
+                                source_dtc.value
+                            ),
+                        )
+                        .with_label("ambiguous streaming spec")
+                        .with_hint(
+                            "keep the window spec in the same directory as the one streaming \
+                             spec it reads, or validate the directories separately",
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let Some(stream) = stream else {
         let names: Vec<&str> = streams.iter().map(|s| s.name.as_str()).collect();
         let hint = did_you_mean(&source_dtc.value, names.iter().copied()).unwrap_or_else(|| {
             if names.is_empty() {
