@@ -42,6 +42,8 @@ pub struct BatchSummary {
     pub identities: u64,
     pub records_written: u64,
     pub spilled_runs: usize,
+    /// Identities skipped because a crashed run with the same input had written them.
+    pub resumed_identities: u64,
 }
 
 /// What happened to a pushed event.
@@ -64,6 +66,8 @@ pub struct StreamingBatch {
     config: BatchConfig,
     seq: u64,
     checkpoints: Vec<(String, Checkpoint)>,
+    /// Key of this run's progress checkpoint (see [`StreamingBatch::resumable`]).
+    run_key: Option<String>,
 }
 
 impl StreamingBatch {
@@ -75,6 +79,7 @@ impl StreamingBatch {
             config,
             seq: 0,
             checkpoints: Vec::new(),
+            run_key: None,
         })
     }
 
@@ -103,6 +108,15 @@ impl StreamingBatch {
         self.checkpoints.push((partition, Checkpoint { offset }));
     }
 
+    /// Makes the run resumable after a crash. `run_key` must identify the run's input exactly
+    /// (e.g. a fingerprint of the files and their start offsets): identities are applied in a
+    /// deterministic order and each identity's records are written in one atomic batch along with
+    /// the count of identities done, so a re-run with the same key skips the identities a crashed
+    /// run already wrote instead of applying their events twice.
+    pub fn resumable(&mut self, run_key: String) {
+        self.run_key = Some(run_key);
+    }
+
     /// Applies every identity's events in time order, writes changed records to `store`, and
     /// hands each identity's final state to `on_identity` (in order of first appearance).
     pub fn finish(
@@ -114,29 +128,62 @@ impl StreamingBatch {
             sorter,
             mut operator,
             config,
-            checkpoints,
+            mut checkpoints,
+            run_key,
             ..
         } = self;
         let mut summary = BatchSummary {
             spilled_runs: sorter.spilled_runs(),
             ..BatchSummary::default()
         };
+        let already_done = match &run_key {
+            Some(key) => store.checkpoint(key)?.map_or(0, |c| c.offset.max(0) as u64),
+            None => 0,
+        };
+        summary.resumed_identities = already_done;
+        let progress = |done: u64| {
+            run_key
+                .iter()
+                .map(|key| {
+                    (
+                        key.clone(),
+                        Checkpoint {
+                            offset: done as i64,
+                        },
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
         let mut sorted = sorter.finish()?;
         let mut pending: Vec<StoredRecord> = Vec::new();
+        let mut done = 0u64;
         while let Some((identity, events)) = sorted.next_identity()? {
             let stored = store.load_identity(&identity)?;
             let mut state = operator.load_state(identity, stored);
+            done += 1;
+            if done <= already_done {
+                // Written by a crashed run with this input: its stored state is final.
+                on_identity(&operator, &state)?;
+                continue;
+            }
             for event in &events {
                 operator.apply(&mut state, event);
             }
             summary.identities += 1;
             pending.extend(state.dirty_records(operator.plan()));
             if pending.len() >= config.write_batch_records {
-                summary.records_written += flush(store, &mut pending)?;
+                summary.records_written += pending.len() as u64;
+                store.write(WriteBatch {
+                    puts: std::mem::take(&mut pending),
+                    deletes: Vec::new(),
+                    checkpoints: progress(done),
+                })?;
+                crash_point(done);
             }
             on_identity(&operator, &state)?;
         }
         summary.records_written += pending.len() as u64;
+        checkpoints.extend(progress(done));
         store.write(WriteBatch {
             puts: pending,
             deletes: Vec::new(),
@@ -147,16 +194,17 @@ impl StreamingBatch {
     }
 }
 
-fn flush(store: &dyn BlockStore, pending: &mut Vec<StoredRecord>) -> Result<u64, EngineError> {
-    if pending.is_empty() {
-        return Ok(0);
+/// Fault injection for the kill-and-resume tests: `DTC_CRASH_AFTER_IDENTITIES=N` aborts the
+/// process right after a write batch that completed at least N identities, as a kill would.
+fn crash_point(done: u64) {
+    if let Some(limit) = std::env::var("DTC_CRASH_AFTER_IDENTITIES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        && done >= limit
+    {
+        eprintln!("dtc: DTC_CRASH_AFTER_IDENTITIES={limit}: aborting after {done} identities");
+        std::process::abort();
     }
-    let n = pending.len() as u64;
-    store.write(WriteBatch {
-        puts: std::mem::take(pending),
-        ..WriteBatch::default()
-    })?;
-    Ok(n)
 }
 
 /// A window view of an identity state produced by the streaming operator (combined runs:

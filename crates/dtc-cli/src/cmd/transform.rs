@@ -66,6 +66,9 @@ pub struct TransformArgs {
     /// Memory for sorting events before spilling sorted runs to disk.
     #[arg(long, default_value_t = 256, value_name = "MiB")]
     pub sort_memory_mb: usize,
+    /// Records per store write; each write is atomic and marks the run's progress.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    pub write_batch: usize,
     /// Directory for spill files (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<PathBuf>,
@@ -146,10 +149,13 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
     }
 }
 
+/// The sink for a window's rows; `run_id` names its files (a resumed run reuses the crashed
+/// run's id, so its files replace the crashed run's instead of duplicating rows).
 fn make_sink(
     args: &TransformArgs,
     window: &WindowPlan,
     format: OutputFormat,
+    run_id: &str,
 ) -> Result<(Box<dyn RowSink>, Option<PathBuf>), Failure> {
     let schema = RowSchema::from_plan(window);
     let dir = args
@@ -158,7 +164,7 @@ fn make_sink(
         .unwrap_or_else(|| Path::new("dtc-out").join(&window.name));
     Ok(match format {
         OutputFormat::Parquet => {
-            let options = ParquetOptions::new(new_run_id(), 0);
+            let options = ParquetOptions::new(run_id, 0);
             let sink = ParquetSink::new(
                 &schema,
                 Some(&window.name),
@@ -170,7 +176,7 @@ fn make_sink(
         }
         OutputFormat::Jsonl if args.output.is_some() => {
             let mut destination = LocalDir::new(&dir);
-            let sink = JsonLinesSink::to_destination(&schema, &mut destination, &new_run_id(), 0)
+            let sink = JsonLinesSink::to_destination(&schema, &mut destination, run_id, 0)
                 .map_err(run_err)?;
             (Box::new(sink), Some(dir))
         }
@@ -195,7 +201,7 @@ fn window_only(
     format: OutputFormat,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let (mut sink, dir) = make_sink(args, &window, format)?;
+    let (mut sink, dir) = make_sink(args, &window, format, &new_run_id())?;
     let mut operator = WindowOperator::new(window.clone());
     let mut preview = Preview::new(!args.quiet && dir.is_some());
     let identities = window_over_store(&mut operator, store, |identity, rows| {
@@ -238,19 +244,30 @@ fn streaming_run(
     let config = BatchConfig {
         sort_budget_bytes: args.sort_memory_mb.max(1) << 20,
         spill_dir: args.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
-        ..BatchConfig::default()
+        write_batch_records: args.write_batch.max(1),
     };
     let mut batch = StreamingBatch::new(streaming.clone(), config).map_err(run_err)?;
     let extractor = Extractor::new(&streaming.source_paths, streaming.needs_whole_source);
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let (mut lines, mut filtered) = (0u64, 0u64);
     let mut already_applied = 0u64;
+    // Identifies this run's input exactly, so a re-run after a crash can resume (see
+    // `StreamingBatch::resumable`); stdin cannot be re-read, so such runs do not resume.
+    let mut fingerprint = Some(Fnv::new());
     for input in inputs {
         let mut reader = LineReader::open(input).map_err(run_err)?;
         let name = reader.name().clone();
         // A file is an input partition: its lines up to the stored checkpoint were applied by
         // an earlier run into this store, and must not be applied twice.
         let partition = partition_of(&name);
+        match (&partition, fingerprint.as_mut()) {
+            (Some(p), Some(f)) => {
+                f.write(p.as_bytes());
+                let size = std::fs::metadata(&*name).map_or(0, |m| m.len());
+                f.write(&size.to_le_bytes());
+            }
+            _ => fingerprint = None,
+        }
         let done = match &partition {
             Some(p) => store
                 .checkpoint(p)
@@ -258,6 +275,9 @@ fn streaming_run(
                 .map_or(0, |c| c.offset.max(0) as u64),
             None => 0,
         };
+        if let Some(f) = fingerprint.as_mut() {
+            f.write(&done.to_le_bytes());
+        }
         let mut last_line = done;
         while let Some(line) = reader.next_line().map_err(run_err)? {
             if line.number <= done {
@@ -306,10 +326,18 @@ fn streaming_run(
     }
     progress.done();
     let read_elapsed = started.elapsed();
+    let run_id = match fingerprint {
+        Some(f) => {
+            let id = format!("{:016x}", f.finish());
+            batch.resumable(format!("run:{id}"));
+            id
+        }
+        None => new_run_id(),
+    };
 
     let (mut sink, out_dir) = match &window {
         Some(w) => {
-            let (sink, dir) = make_sink(args, w, format)?;
+            let (sink, dir) = make_sink(args, w, format, &run_id)?;
             (Some(sink), dir)
         }
         None => (None, None),
@@ -381,6 +409,12 @@ fn streaming_run(
         eprintln!("    (see {})", dead_letter_path.display());
     }
     eprintln!("  identities:       {}", summary.identities);
+    if summary.resumed_identities > 0 {
+        eprintln!(
+            "  resumed: {} identities were written by an interrupted run with this input",
+            summary.resumed_identities
+        );
+    }
     eprintln!("  records written:  {}", summary.records_written);
     if summary.spilled_runs > 0 {
         eprintln!("  sorted runs spilled: {}", summary.spilled_runs);
@@ -573,5 +607,26 @@ impl Progress {
         if self.enabled {
             eprint!("\r\x1b[2K");
         }
+    }
+}
+
+/// FNV-1a: a fingerprint that stays the same across builds and platforms (std's hasher does
+/// not promise that), so a resumed run finds the crashed run's checkpoint.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
