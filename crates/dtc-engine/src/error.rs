@@ -32,9 +32,13 @@ pub enum EngineError {
 impl EngineError {
     pub fn fault(&self) -> Fault {
         match self {
-            EngineError::Store(_) | EngineError::Spill { .. } | EngineError::Sink(_) => {
-                Fault::External
-            }
+            EngineError::Store(e) => match e.fault() {
+                dtc_store::Fault::Usage => Fault::User,
+                dtc_store::Fault::CorruptData
+                | dtc_store::Fault::Io
+                | dtc_store::Fault::Service => Fault::External,
+            },
+            EngineError::Spill { .. } | EngineError::Sink(_) => Fault::External,
             EngineError::SpillCorrupt { .. } => Fault::Bug,
         }
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use dtc_engine::batch::{BatchConfig, Pushed, StreamingBatch, view_of_state, window_over_store};
+use dtc_engine::error::Fault;
 use dtc_engine::streaming::StreamingOperator;
 use dtc_engine::window::WindowOperator;
 use dtc_io::sink::{
@@ -19,6 +20,7 @@ use dtc_plan::record::Row;
 use dtc_plan::value::Value;
 use dtc_store::BlockStore;
 
+use crate::blame::{self, Blame};
 use crate::cmd::records;
 use crate::specs;
 
@@ -85,8 +87,13 @@ pub fn run(args: TransformArgs) -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
-        Err(Failure::Run(message)) => {
+        Err(Failure::Run {
+            message,
+            fault,
+            retryable,
+        }) => {
             eprintln!("error: {message}");
+            eprintln!("  {}", blame::explain(fault, retryable));
             ExitCode::from(1)
         }
     }
@@ -96,11 +103,19 @@ enum Failure {
     /// Diagnostics were already printed.
     Specs,
     Usage(String),
-    Run(String),
+    Run {
+        message: String,
+        fault: Fault,
+        retryable: bool,
+    },
 }
 
-fn run_err(e: impl std::fmt::Display) -> Failure {
-    Failure::Run(e.to_string())
+fn run_err(e: impl Blame) -> Failure {
+    Failure::Run {
+        message: e.to_string(),
+        fault: e.fault(),
+        retryable: e.retryable(),
+    }
 }
 
 fn transform(args: &TransformArgs) -> Result<(), Failure> {
@@ -450,16 +465,15 @@ fn partition_of(input_name: &str) -> Option<String> {
 fn open_dead_letters(
     path: &Path,
 ) -> Result<DeadLetterWriter<std::io::BufWriter<std::fs::File>>, Failure> {
+    let context = |e: std::io::Error| Failure::Run {
+        message: format!("cannot write dead letters to {}: {e}", path.display()),
+        fault: e.fault(),
+        retryable: e.retryable(),
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Failure::Run(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(context)?;
     }
-    let file = std::fs::File::create(path).map_err(|e| {
-        Failure::Run(format!(
-            "cannot write dead letters to {}: {e}",
-            path.display()
-        ))
-    })?;
+    let file = std::fs::File::create(path).map_err(context)?;
     Ok(DeadLetterWriter::new(
         std::io::BufWriter::new(file),
         path.display().to_string(),
