@@ -45,7 +45,10 @@ pub enum ExprKind {
         step: Option<Box<Expr>>,
     },
     /// `func(args)`; a method call is a call whose `func` is an [`ExprKind::Attr`].
-    Call { func: Box<Expr>, args: Vec<Arg> },
+    Call {
+        func: Box<Expr>,
+        args: Vec<Arg>,
+    },
     Unary(UnaryOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `a and b` / `a or b` (short-circuit, returns an operand like Python).
