@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dtc_plan::eval::{Evaluator, Scope, convert, default_value};
+use dtc_plan::eval::{Evaluator, Scope, convert};
 use dtc_plan::plan::{
     AggregateLayout, ColumnRole, FieldPlan, Slot, StreamAggregateKind, StreamingPlan,
 };
@@ -151,13 +151,7 @@ impl StreamingOperator {
         let defaults = plan
             .aggregates
             .iter()
-            .map(|a| {
-                a.layout
-                    .columns
-                    .iter()
-                    .map(|c| default_value(c.ty))
-                    .collect()
-            })
+            .map(|a| a.layout.defaults())
             .collect();
         let col = |role| {
             plan.aggregates

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use dtc_plan::eval::{Evaluator, Scope, convert, default_value};
+use dtc_plan::eval::{Evaluator, Scope, convert};
 use dtc_plan::plan::{
     ColumnRole, Dialect, Slot, StreamAggregateKind, WindowAggregateKind, WindowPlan, WindowType,
 };
@@ -199,13 +199,7 @@ impl WindowOperator {
         let defaults = plan
             .aggregates
             .iter()
-            .map(|a| {
-                a.layout
-                    .columns
-                    .iter()
-                    .map(|c| default_value(c.ty))
-                    .collect()
-            })
+            .map(|a| a.layout.defaults())
             .collect();
         WindowOperator {
             evaluator: Evaluator::new(plan.dialect),

@@ -245,6 +245,14 @@ pub struct AggregateLayout {
 }
 
 impl AggregateLayout {
+    /// A fresh record: every column at its type's default.
+    pub fn defaults(&self) -> Vec<Value> {
+        self.columns
+            .iter()
+            .map(|c| crate::eval::default_value(c.ty))
+            .collect()
+    }
+
     pub fn column(&self, name: &str) -> Option<ColumnId> {
         self.columns
             .iter()
