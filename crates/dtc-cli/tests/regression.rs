@@ -1,0 +1,73 @@
+//! One test per bug fixed in streaming runs, named after the bug.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn transform(dir: &Path, extra: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_dtc"))
+        .current_dir(dir)
+        .args([
+            "transform",
+            "--streaming",
+            "spec.yml",
+            "--source",
+            "events.jsonl",
+            "--store",
+            "memory:",
+            "--dead-letter",
+            "dl.jsonl",
+        ])
+        .args(extra)
+        .env_remove("DTC_STORE")
+        .output()
+        .expect("run dtc");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "dtc failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn case(spec: &str, events: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("spec.yml"), spec).expect("write spec");
+    std::fs::write(dir.path().join("events.jsonl"), events).expect("write events");
+    dir
+}
+
+/// `--format blurr` printed an activity block's key with dtc's internal block id as its
+/// dimension (`u1/visits/1520462131000000/`); Blurr (and docs/output.md) key activity blocks
+/// by their start time: `u1/visits//2018-03-07T22:35:31+00:00`.
+#[test]
+fn blurr_key_of_activity_block_showed_internal_id() {
+    let dir = case(
+        "Type: Blurr:Transform:Streaming\n\
+         Version: '2018-03-01'\n\
+         Name: visits_spec\n\
+         Identity: source.user\n\
+         Time: parse_time(source.ts)\n\
+         Aggregates:\n\
+         \x20 - Type: Blurr:Aggregate:Activity\n\
+         \x20   Name: visits\n\
+         \x20   SeparateByInactiveSeconds: 60\n\
+         \x20   Fields:\n\
+         \x20     - Name: events\n\
+         \x20       Type: integer\n\
+         \x20       Value: visits.events + 1\n",
+        "{\"user\": \"u1\", \"ts\": \"2018-03-07T22:35:31\"}\n\
+         {\"user\": \"u1\", \"ts\": \"2018-03-07T22:36:00\"}\n\
+         {\"user\": \"u1\", \"ts\": \"2018-03-07T23:00:00\"}\n",
+    );
+    let output = transform(dir.path(), &["--format", "blurr"]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "[\"u1/visits//2018-03-07T22:35:31+00:00\", {\"_identity\": \"u1\", \
+         \"_start_time\": \"2018-03-07T22:35:31+00:00\", \"_end_time\": \"2018-03-07T22:36:00+00:00\", \
+         \"events\": 2}]\n\
+         [\"u1/visits//2018-03-07T23:00:00+00:00\", {\"_identity\": \"u1\", \
+         \"_start_time\": \"2018-03-07T23:00:00+00:00\", \"_end_time\": \"2018-03-07T23:00:00+00:00\", \
+         \"events\": 1}]\n"
+    );
+}
