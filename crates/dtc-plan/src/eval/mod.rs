@@ -22,6 +22,7 @@ mod time;
 #[cfg(test)]
 mod testkit;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use dtc_lang::ast::CmpOp;
@@ -36,6 +37,13 @@ pub use crate::value::{from_json, py_repr, py_str, to_json};
 /// anchor, or a live feature query.
 pub trait Scope {
     fn load(&self, slot: Slot) -> Value;
+
+    /// The slot's value without a copy, when the scope holds it as a [`Value`] already;
+    /// `None` makes the evaluator fall back to [`Scope::load`]. Comparisons and arithmetic
+    /// borrow through this, so reading a string to compare it touches no reference count.
+    fn load_ref(&self, _slot: Slot) -> Option<&Value> {
+        None
+    }
 }
 
 /// The class of an evaluation error, named after the Python exception it stands for.
@@ -183,33 +191,33 @@ impl Evaluator {
                 }
                 Ok(Value::Map(std::sync::Arc::new(map)))
             }
-            CExpr::Neg(e) => ops::neg(&self.eval(e, scope)?),
-            CExpr::Pos(e) => ops::pos(&self.eval(e, scope)?),
-            CExpr::Not(e) => Ok(Value::Bool(!truthy(&self.eval(e, scope)?))),
+            CExpr::Neg(e) => ops::neg(&*self.eval_cow(e, scope)?),
+            CExpr::Pos(e) => ops::pos(&*self.eval_cow(e, scope)?),
+            CExpr::Not(e) => Ok(Value::Bool(!truthy(&*self.eval_cow(e, scope)?))),
             CExpr::Binary(op, a, b) => {
-                let a = self.eval(a, scope)?;
-                let b = self.eval(b, scope)?;
+                let a = self.eval_cow(a, scope)?;
+                let b = self.eval_cow(b, scope)?;
                 ops::binary(*op, &a, &b)
             }
             CExpr::And(a, b) => {
-                let a = self.eval(a, scope)?;
+                let a = self.eval_cow(a, scope)?;
                 if truthy(&a) {
                     self.eval(b, scope)
                 } else {
-                    Ok(a)
+                    Ok(a.into_owned())
                 }
             }
             CExpr::Or(a, b) => {
-                let a = self.eval(a, scope)?;
+                let a = self.eval_cow(a, scope)?;
                 if truthy(&a) {
-                    Ok(a)
+                    Ok(a.into_owned())
                 } else {
                     self.eval(b, scope)
                 }
             }
             CExpr::Compare(first, rest) => self.compare_chain(first, rest, scope),
             CExpr::IfElse { cond, body, orelse } => {
-                let c = self.eval(cond, scope)?;
+                let c = self.eval_cow(cond, scope)?;
                 if truthy(&c) {
                     self.eval(body, scope)
                 } else {
@@ -218,8 +226,8 @@ impl Evaluator {
             }
             CExpr::Attr(e, attr) => methods::attribute(self.eval(e, scope)?, attr),
             CExpr::Index(e, i) => {
-                let v = self.eval(e, scope)?;
-                let i = self.eval(i, scope)?;
+                let v = self.eval_cow(e, scope)?;
+                let i = self.eval_cow(i, scope)?;
                 ops::index(&v, &i)
             }
             CExpr::Slice {
@@ -263,7 +271,24 @@ impl Evaluator {
 
     /// A `When`: true only if the expression evaluates without error to a truthy value.
     pub fn eval_bool<S: Scope + ?Sized>(&mut self, expr: &CExpr, scope: &S) -> bool {
-        self.eval(expr, scope).is_ok_and(|v| truthy(&v))
+        self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v))
+    }
+
+    /// Like [`Evaluator::eval`], but constants and values the scope holds are borrowed, not
+    /// cloned: operands that are only read (compared, added) cost no allocation or refcount.
+    fn eval_cow<'a, S: Scope + ?Sized>(
+        &mut self,
+        expr: &'a CExpr,
+        scope: &'a S,
+    ) -> Result<Cow<'a, Value>, EvalError> {
+        match expr {
+            CExpr::Const(v) => Ok(Cow::Borrowed(v)),
+            CExpr::Load(slot) => Ok(match scope.load_ref(*slot) {
+                Some(v) => Cow::Borrowed(v),
+                None => Cow::Owned(scope.load(*slot)),
+            }),
+            other => self.eval(other, scope).map(Cow::Owned),
+        }
     }
 
     fn eval_all<S: Scope + ?Sized>(
@@ -291,15 +316,29 @@ impl Evaluator {
     }
 
     /// `a < b < c`: every operand evaluated at most once, stopping at the first false link.
-    fn compare_chain<S: Scope + ?Sized>(
+    fn compare_chain<'a, S: Scope + ?Sized>(
         &mut self,
-        first: &CExpr,
-        rest: &[(CmpOp, CExpr)],
-        scope: &S,
+        first: &'a CExpr,
+        rest: &'a [(CmpOp, CExpr)],
+        scope: &'a S,
     ) -> Result<Value, EvalError> {
-        let mut left = self.eval(first, scope)?;
-        for (op, right) in rest {
-            let right = self.eval(right, scope)?;
+        let mut left = self.eval_cow(first, scope)?;
+        for (link, (op, right)) in rest.iter().enumerate() {
+            // `x in ['a', 'b']` with a literal of constants: test membership without building
+            // the list (`==` per item, exactly what `contains` does on the built list).
+            if let (CmpOp::In | CmpOp::NotIn, CExpr::List(items) | CExpr::Tuple(items)) =
+                (op, right)
+                && let Some(found) = const_membership(items, &left)
+            {
+                if found != (*op == CmpOp::In) {
+                    return Ok(Value::Bool(false));
+                }
+                if link + 1 < rest.len() {
+                    left = Cow::Owned(self.eval(right, scope)?);
+                }
+                continue;
+            }
+            let right = self.eval_cow(right, scope)?;
             if !ops::compare(*op, &left, &right)? {
                 return Ok(Value::Bool(false));
             }
@@ -368,6 +407,18 @@ impl Evaluator {
     }
 }
 
+/// Whether `item` equals one of `items` if they are all constants; `None` otherwise.
+fn const_membership(items: &[CExpr], item: &Value) -> Option<bool> {
+    let mut found = false;
+    for e in items {
+        match e {
+            CExpr::Const(v) => found |= v == item,
+            _ => return None,
+        }
+    }
+    Some(found)
+}
+
 pub(crate) fn too_large() -> EvalError {
     EvalError::new(
         EvalErrorKind::LimitExceeded,
@@ -411,6 +462,72 @@ mod tests {
             Ok(Value::Bool(true))
         );
         assert_eq!(scope.loads.get(), 1);
+    }
+
+    /// Hands out its value by reference only, counting copies.
+    struct BorrowingScope {
+        copies: Cell<u32>,
+        value: Value,
+    }
+
+    impl Scope for BorrowingScope {
+        fn load(&self, _slot: Slot) -> Value {
+            self.copies.set(self.copies.get() + 1);
+            self.value.clone()
+        }
+
+        fn load_ref(&self, _slot: Slot) -> Option<&Value> {
+            Some(&self.value)
+        }
+    }
+
+    #[test]
+    fn compared_and_added_operands_are_borrowed_not_copied() {
+        let scope = BorrowingScope {
+            copies: Cell::new(0),
+            value: Value::str("game_end"),
+        };
+        let load = || CExpr::Load(Slot::SourcePath(0));
+        let mut ev = Evaluator::new(Dialect::Native);
+        let eq = CExpr::Compare(Box::new(load()), vec![(CmpOp::Eq, s("game_end"))]);
+        assert_eq!(ev.eval(&eq, &scope), Ok(Value::Bool(true)));
+        let concat = CExpr::Binary(BinOp::Add, Box::new(load()), Box::new(s("!")));
+        assert_eq!(ev.eval(&concat, &scope), Ok(Value::str("game_end!")));
+        assert!(ev.eval_bool(&load(), &scope));
+        assert_eq!(scope.copies.get(), 0);
+        assert_eq!(ev.eval(&load(), &scope), Ok(Value::str("game_end")));
+        assert_eq!(scope.copies.get(), 1);
+    }
+
+    #[test]
+    fn membership_in_a_constant_list_matches_the_built_list() {
+        let scope = CountingScope {
+            loads: Cell::new(0),
+            value: Value::Int(2),
+        };
+        let mut ev = Evaluator::new(Dialect::Native);
+        let x = || CExpr::Load(Slot::Time);
+        let consts = || CExpr::List(vec![s("a"), flt(2.0)]);
+        let computed = || {
+            CExpr::List(vec![
+                s("a"),
+                CExpr::Binary(BinOp::Add, Box::new(int(1)), Box::new(int(1))),
+            ])
+        };
+        for (op, want) in [(CmpOp::In, true), (CmpOp::NotIn, false)] {
+            for list in [consts(), computed()] {
+                let e = CExpr::Compare(Box::new(x()), vec![(op, list)]);
+                assert_eq!(ev.eval(&e, &scope), Ok(Value::Bool(want)), "{op:?}");
+            }
+        }
+        let missing = CExpr::Compare(Box::new(s("b")), vec![(CmpOp::In, consts())]);
+        assert_eq!(ev.eval(&missing, &scope), Ok(Value::Bool(false)));
+        // A further link compares against the list itself.
+        let chained = CExpr::Compare(
+            Box::new(x()),
+            vec![(CmpOp::In, consts()), (CmpOp::Eq, consts())],
+        );
+        assert_eq!(ev.eval(&chained, &scope), Ok(Value::Bool(true)));
     }
 
     #[test]

@@ -50,6 +50,9 @@ const DATE_FORMATS: &[&str] = &[
 /// fraction and offset, `Z`, date only), RFC 2822, and a few common layouts; naive → UTC.
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, EvalError> {
     let s = text.trim();
+    if let Some(d) = parse_plain_iso(s.as_bytes()) {
+        return Ok(d);
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(truncate_micros(d.to_utc()));
     }
@@ -85,6 +88,49 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, EvalError> {
         }
     }
     Err(value_error(format!("unknown time format: {text:?}")))
+}
+
+/// The layout nearly every event source sends, `YYYY-MM-DD[T ]HH:MM:SS[.f][Z]`, without
+/// chrono's format interpreter (which re-parses the format string for every event). `None`
+/// for anything else, leap seconds included: the general formats decide those.
+fn parse_plain_iso(s: &[u8]) -> Option<DateTime<Utc>> {
+    let s = s.strip_suffix(b"Z").unwrap_or(s);
+    if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    if s[10] != b'T' && s[10] != b' ' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        s[range].iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let fraction = &s[19..];
+    let micros = match fraction.split_first() {
+        None => 0,
+        Some((b'.', digits)) if (1..=9).contains(&digits.len()) => {
+            let mut micros = 0u32;
+            for (i, &b) in digits.iter().enumerate() {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                if i < 6 {
+                    micros = micros * 10 + u32::from(b - b'0');
+                }
+            }
+            micros * 10u32.pow(6u32.saturating_sub(digits.len() as u32))
+        }
+        Some(_) => return None,
+    };
+    if second >= 60 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// Python's strptime directives that chrono spells differently: `%f` reads microseconds.
@@ -301,6 +347,43 @@ mod tests {
         );
         let err = parse_time("yesterday").map_err(|e| e.kind);
         assert_eq!(err, Err(K::ValueError));
+    }
+
+    #[test]
+    fn plain_iso_fast_path_agrees_with_the_general_formats() {
+        for s in [
+            "2018-01-01T00:01:34",
+            "2018-01-01 00:01:34",
+            "2018-12-31T23:59:59Z",
+            "2016-02-29T12:00:00.5",
+            "2018-03-07T10:00:00.000001",
+            "2018-03-07T10:00:00.123456789",
+            "0001-01-01T00:00:00",
+        ] {
+            let general =
+                NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+                    .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+                    .map(|d| truncate_micros(d.and_utc()));
+            assert_eq!(parse_plain_iso(s.as_bytes()), general.ok(), "{s}");
+        }
+        for s in [
+            "2018-02-30T00:00:00",
+            "2018-13-01T00:00:00",
+            "2018-01-01T24:00:00",
+            "2018-01-01T00:00:60",
+            "2018-01-01T00:00:00.",
+            "2018-01-01T00:00:00.1234567890",
+            "2018-01-01T00:00:00+02:00",
+            "2018-01-01X00:00:00",
+            "2018-1-01T00:00:00",
+            "+2018-01-01T00:00:00",
+        ] {
+            assert_eq!(parse_plain_iso(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(
+            parsed("2018-01-01T00:00:00+02:00"),
+            dt("2017-12-31T22:00:00Z")
+        );
     }
 
     #[test]
