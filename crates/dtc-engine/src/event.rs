@@ -65,6 +65,14 @@ impl Scope for RawScope<'_> {
             | Slot::WindowSource { .. } => Value::Null,
         }
     }
+
+    fn load_ref(&self, slot: Slot) -> Option<&Value> {
+        match slot {
+            Slot::SourcePath(i) => self.values.get(i as usize),
+            Slot::WholeSource => self.whole,
+            _ => None,
+        }
+    }
 }
 
 impl Admitter {

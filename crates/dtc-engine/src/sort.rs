@@ -66,7 +66,8 @@ fn key(id: u32, e: &Event) -> Key {
 pub struct EventSorter {
     budget_bytes: usize,
     buffered_bytes: usize,
-    buffer: Vec<(u32, Event)>,
+    /// Each event with its sort key, computed once rather than per comparison.
+    buffer: Vec<(Key, Event)>,
     spill_dir: tempfile::TempDir,
     runs: Vec<PathBuf>,
     interner: Interner,
@@ -98,7 +99,7 @@ impl EventSorter {
     pub fn push(&mut self, identity: &Arc<str>, event: Event) -> Result<(), EngineError> {
         let id = self.interner.intern(identity);
         self.buffered_bytes += event_size(&event);
-        self.buffer.push((id, event));
+        self.buffer.push((key(id, &event), event));
         if self.buffered_bytes >= self.budget_bytes {
             self.spill()?;
         }
@@ -111,7 +112,7 @@ impl EventSorter {
     }
 
     fn spill(&mut self) -> Result<(), EngineError> {
-        self.buffer.sort_unstable_by_key(|(id, e)| key(*id, e));
+        self.buffer.sort_unstable_by_key(|(k, _)| *k);
         let path = self
             .spill_dir
             .path()
@@ -122,7 +123,7 @@ impl EventSorter {
         };
         let file = File::create(&path).map_err(io_err)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        for (id, event) in self.buffer.drain(..) {
+        for ((id, _, _), event) in self.buffer.drain(..) {
             encode_event(id, &event, &mut self.encode_buf).map_err(|e| {
                 EngineError::SpillCorrupt {
                     path: path.clone(),
@@ -141,7 +142,7 @@ impl EventSorter {
 
     /// Ends input; returns the events grouped by identity, in order.
     pub fn finish(mut self) -> Result<SortedEvents, EngineError> {
-        self.buffer.sort_unstable_by_key(|(id, e)| key(*id, e));
+        self.buffer.sort_unstable_by_key(|(k, _)| *k);
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for path in &self.runs {
             let file = File::open(path).map_err(|source| EngineError::Spill {
@@ -170,7 +171,7 @@ impl EventSorter {
 }
 
 enum Source {
-    Memory(std::vec::IntoIter<(u32, Event)>),
+    Memory(std::vec::IntoIter<(Key, Event)>),
     Run {
         reader: BufReader<File>,
         path: PathBuf,
@@ -181,7 +182,7 @@ enum Source {
 impl Source {
     fn next(&mut self) -> Result<Option<(u32, Event)>, EngineError> {
         match self {
-            Source::Memory(it) => Ok(it.next()),
+            Source::Memory(it) => Ok(it.next().map(|((id, _, _), event)| (id, event))),
             Source::Run { reader, path, buf } => {
                 let mut len = [0u8; 4];
                 match reader.read_exact(&mut len) {
@@ -274,7 +275,7 @@ impl SortedEvents {
 
 /// Rough heap footprint of a buffered event, to decide when to spill.
 fn event_size(event: &Event) -> usize {
-    std::mem::size_of::<(u32, Event)>()
+    std::mem::size_of::<(Key, Event)>()
         + event.values.iter().map(value_size).sum::<usize>()
         + event.whole.as_ref().map_or(0, value_size)
 }
@@ -298,12 +299,12 @@ fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&event.time.timestamp_micros().to_le_bytes());
     out.extend_from_slice(&event.seq.to_le_bytes());
-    let mut values = event.values.clone();
-    if let Some(whole) = &event.whole {
-        values.push(whole.clone());
-    }
     out.push(u8::from(event.whole.is_some()));
-    codec::encode_values(&values, out)
+    codec::encode_values(&event.values, out)?;
+    match &event.whole {
+        Some(whole) => codec::encode_value(whole, out),
+        None => Ok(()),
+    }
 }
 
 fn decode_event(bytes: &[u8]) -> Result<(u32, Event), String> {
@@ -320,8 +321,16 @@ fn decode_event(bytes: &[u8]) -> Result<(u32, Event), String> {
     u64b.copy_from_slice(&bytes[12..20]);
     let seq = u64::from_le_bytes(u64b);
     let has_whole = bytes[20] == 1;
-    let mut values = codec::decode_values(&bytes[header..]).map_err(|e| e.to_string())?;
-    let whole = if has_whole { values.pop() } else { None };
+    let body = &bytes[header..];
+    let (values, used) = codec::decode_values_prefix(body).map_err(|e| e.to_string())?;
+    let rest = &body[used..];
+    let whole = if has_whole {
+        Some(codec::decode_value(rest).map_err(|e| e.to_string())?)
+    } else if rest.is_empty() {
+        None
+    } else {
+        return Err(format!("{} unexpected bytes after the values", rest.len()));
+    };
     let time = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| format!("time {micros} µs is out of range"))?;
     Ok((
@@ -402,6 +411,20 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn spilled_events_round_trip_with_and_without_the_whole_event() {
+        let mut buf = Vec::new();
+        let mut with_whole = ev(7, 3, "x");
+        with_whole.whole = Some(Value::list(vec![Value::Int(1), Value::str("w")]));
+        for event in [ev(7, 3, "x"), with_whole] {
+            encode_event(9, &event, &mut buf).expect("encode");
+            assert_eq!(decode_event(&buf), Ok((9, event)));
+        }
+        encode_event(9, &ev(7, 3, "x"), &mut buf).expect("encode");
+        buf.push(0);
+        assert!(decode_event(&buf).is_err(), "trailing bytes are corruption");
     }
 
     #[test]
