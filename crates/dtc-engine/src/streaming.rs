@@ -140,6 +140,18 @@ impl Scope for EventScope<'_> {
             Slot::Anchor { .. } | Slot::Stream { .. } | Slot::WindowSource { .. } => Value::Null,
         }
     }
+
+    fn load_ref(&self, slot: Slot) -> Option<&Value> {
+        match slot {
+            Slot::SourcePath(i) => self.event.values.get(i as usize),
+            Slot::WholeSource => self.event.whole.as_ref(),
+            Slot::Field { agg, column } => match self.state.current(agg as usize) {
+                Some(rec) => rec.columns.get(column as usize),
+                None => self.defaults.get(agg as usize)?.get(column as usize),
+            },
+            _ => None,
+        }
+    }
 }
 
 pub(crate) fn role_column(layout: &AggregateLayout, role: ColumnRole) -> Option<usize> {
