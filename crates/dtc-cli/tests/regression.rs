@@ -71,3 +71,66 @@ fn blurr_key_of_activity_block_showed_internal_id() {
          \"events\": 1}]\n"
     );
 }
+
+/// Runs `spec.yml` over `source` into the embedded store `store` (inside `dir`) and returns
+/// the identity's records as printed (`--format jsonl`).
+fn run_into_store(dir: &Path, source: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_dtc"))
+        .current_dir(dir)
+        .args(["transform", "--streaming", "spec.yml", "--source", source])
+        .args(["--store", "store", "--format", "jsonl", "--quiet"])
+        .args(["--dead-letter", "dl.jsonl"])
+        .env_remove("DTC_STORE")
+        .output()
+        .expect("run dtc");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "dtc failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A late event inside an activity block persisted by an earlier run opened a new, overlapping
+/// block when the identity's latest block was a later one (the loaded state continues only the
+/// latest block). Contract section 7: a late event for a closed, persisted block updates it.
+#[test]
+fn late_event_in_a_persisted_activity_block_opened_an_overlapping_block() {
+    let dir = case(
+        "Type: Streaming\n\
+         Version: '2026-11-01'\n\
+         Name: visits_spec\n\
+         Identity: source.user\n\
+         Time: parse_time(source.ts)\n\
+         Aggregates:\n\
+         \x20 - Type: Activity\n\
+         \x20   Name: visits\n\
+         \x20   SeparateByInactiveSeconds: 60\n\
+         \x20   Fields:\n\
+         \x20     - Name: events\n\
+         \x20       Type: integer\n\
+         \x20       Value: visits.events + 1\n",
+        "{\"user\": \"u1\", \"ts\": \"2024-05-01T10:00:00\"}\n\
+         {\"user\": \"u1\", \"ts\": \"2024-05-01T10:01:00\"}\n\
+         {\"user\": \"u1\", \"ts\": \"2024-05-01T11:00:00\"}\n",
+    );
+    let first = run_into_store(dir.path(), "events.jsonl");
+    assert_eq!(first.lines().count(), 2, "{first}");
+    std::fs::write(
+        dir.path().join("late.jsonl"),
+        "{\"user\": \"u1\", \"ts\": \"2024-05-01T10:00:45\"}\n\
+         {\"user\": \"u1\", \"ts\": \"2024-05-01T11:00:30\"}\n",
+    )
+    .expect("write late events");
+    let second = run_into_store(dir.path(), "late.jsonl");
+    assert_eq!(
+        second,
+        "{\"identity\":\"u1\",\"aggregate\":\"visits\",\"dims\":[1714557600000000],\"record\":\
+         {\"_identity\":\"u1\",\"_start_time\":\"2024-05-01T10:00:00+00:00\",\
+         \"_end_time\":\"2024-05-01T10:01:00+00:00\",\"events\":3}}\n\
+         {\"identity\":\"u1\",\"aggregate\":\"visits\",\"dims\":[1714561200000000],\"record\":\
+         {\"_identity\":\"u1\",\"_start_time\":\"2024-05-01T11:00:00+00:00\",\
+         \"_end_time\":\"2024-05-01T11:00:30+00:00\",\"events\":2}}\n"
+    );
+}

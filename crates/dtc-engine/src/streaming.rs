@@ -390,18 +390,39 @@ impl StreamingOperator {
         event: &Event,
     ) -> usize {
         let (start_col, end_col) = (self.start_col[ai], self.end_col[ai]);
-        if let Some(i) = state.aggs[ai].current {
-            let rec = &state.aggs[ai].records[i];
-            let time_at = |c: Option<usize>| match c.and_then(|c| rec.columns.get(c)) {
-                Some(Value::DateTime(t)) => Some(*t),
-                _ => None,
-            };
-            if let (Some(start), Some(end)) = (time_at(start_col), time_at(end_col)) {
-                let gap = chrono::TimeDelta::seconds(gap_seconds);
-                if event.time >= start && event.time - end <= gap {
-                    return i;
-                }
-            }
+        let gap = chrono::TimeDelta::seconds(gap_seconds);
+        let span = |rec: &Record| match (
+            start_col.and_then(|c| rec.columns.get(c)),
+            end_col.and_then(|c| rec.columns.get(c)),
+        ) {
+            (Some(Value::DateTime(start)), Some(Value::DateTime(end))) => Some((*start, *end)),
+            _ => None,
+        };
+        let a = &state.aggs[ai];
+        let fits = |i: usize| {
+            a.records
+                .get(i)
+                .and_then(span)
+                .is_some_and(|(start, end)| event.time >= start && event.time - end <= gap)
+        };
+        if let Some(i) = a.current.filter(|&i| fits(i)) {
+            return i;
+        }
+        // A late event, applied by a later run than the block it falls in, updates that
+        // persisted block (contract section 7) instead of opening an overlapping one: the
+        // latest block starting at or before the event, if the event is within its gap.
+        let late = a
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rec)| span(rec).map(|(start, _)| (i, start)))
+            .filter(|(_, start)| *start <= event.time)
+            .max_by_key(|(_, start)| *start)
+            .map(|(i, _)| i)
+            .filter(|&i| fits(i));
+        if let Some(i) = late {
+            state.aggs[ai].current = Some(i);
+            return i;
         }
         // Activity blocks are keyed by a stable id (their first event's time), so the key does
         // not change when a late event moves the block's start.
