@@ -1,4 +1,5 @@
-//! Byte layout of keys and records, shared by the memory and embedded stores.
+//! Byte layout of keys and records, shared by every backend (memory, embedded, and DynamoDB in
+//! `dtc-aws`, which stores the same bytes as its sort keys and record attribute).
 //!
 //! Keys are order-preserving so that prefix and range scans serve the access paths:
 //!
@@ -43,7 +44,7 @@ const KIND_BLOCK: u8 = 1;
 const HEADER_LEN: usize = 1 + 1 + 8;
 
 /// A record key's bytes; the first `prefix_len` bytes are `esc(identity) esc(aggregate)`.
-pub(crate) struct EncodedKey {
+pub struct EncodedKey {
     pub bytes: Vec<u8>,
     pub prefix_len: usize,
 }
@@ -59,7 +60,8 @@ impl EncodedKey {
     }
 }
 
-pub(crate) fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
+/// The record key bytes of `key` (identity, aggregate, then dimensions).
+pub fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
     let mut bytes = aggregate_prefix(&key.identity, &key.aggregate);
     let prefix_len = bytes.len();
     for dim in &key.dims {
@@ -69,7 +71,7 @@ pub(crate) fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
 }
 
 /// The prefix of every key of an identity.
-pub(crate) fn identity_prefix(identity: &str) -> Vec<u8> {
+pub fn identity_prefix(identity: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(identity.len() + 2);
     write_escaped(&mut out, identity.as_bytes());
     out
@@ -83,7 +85,7 @@ fn aggregate_prefix(identity: &str, aggregate: &str) -> Vec<u8> {
 
 /// The smallest key greater than every key starting with `prefix`, which ends with a
 /// terminator: bumping its last byte (`01` → `02`) skips exactly the keys under it.
-pub(crate) fn after_prefix(prefix: &[u8]) -> Vec<u8> {
+pub fn after_prefix(prefix: &[u8]) -> Vec<u8> {
     let mut out = prefix.to_vec();
     if let Some(last) = out.last_mut() {
         *last += 1;
@@ -93,7 +95,7 @@ pub(crate) fn after_prefix(prefix: &[u8]) -> Vec<u8> {
 
 /// Time-index bounds `[lo, hi)` for the blocks of an identity and aggregate in `range`, and the
 /// prefix length; `None` when the range is empty.
-pub(crate) fn block_bounds(
+pub fn block_bounds(
     identity: &str,
     aggregate: &str,
     range: TimeRange,
@@ -130,7 +132,8 @@ pub(crate) fn identity_of(key: &[u8], store: &str) -> Result<String, StoreError>
     read_string(key, &mut pos, store)
 }
 
-pub(crate) fn decode_key(bytes: &[u8], store: &str) -> Result<RecordKey, StoreError> {
+/// The record key that [`encode_key`] wrote as `bytes`.
+pub fn decode_key(bytes: &[u8], store: &str) -> Result<RecordKey, StoreError> {
     let mut pos = 0;
     let identity = read_string(bytes, &mut pos, store)?;
     let aggregate = read_string(bytes, &mut pos, store)?;
@@ -141,7 +144,8 @@ pub(crate) fn decode_key(bytes: &[u8], store: &str) -> Result<RecordKey, StoreEr
     Ok(RecordKey::new(&identity, &aggregate, dims))
 }
 
-pub(crate) fn encode_record(record: &StoredRecord) -> Result<Vec<u8>, StoreError> {
+/// The stored bytes of a record: header, then its columns in the value codec.
+pub fn encode_record(record: &StoredRecord) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(64);
     out.push(RECORD_FORMAT);
     out.push(match record.kind {
@@ -162,7 +166,8 @@ pub(crate) fn encode_record(record: &StoredRecord) -> Result<Vec<u8>, StoreError
     Ok(out)
 }
 
-pub(crate) fn decode_record(
+/// A record from the bytes [`encode_record`] wrote, with its key decoded separately.
+pub fn decode_record(
     key: RecordKey,
     bytes: &[u8],
     store: &str,

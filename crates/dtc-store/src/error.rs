@@ -35,6 +35,12 @@ pub enum StoreError {
         message: String,
         retryable: bool,
     },
+    /// The backend is not set up for this run (e.g. a DynamoDB table that does not exist).
+    #[error("{0}")]
+    Setup(String),
+    /// Another writer changed a record since it was read (a newer stored version).
+    #[error("write conflict: {0}")]
+    Conflict(String),
     #[error("invalid write: {0}")]
     InvalidWrite(String),
     #[error(
@@ -53,6 +59,8 @@ impl StoreError {
             StoreError::Service { .. } => Fault::Service,
             StoreError::Locked { .. }
             | StoreError::InvalidWrite(_)
+            | StoreError::Setup(_)
+            | StoreError::Conflict(_)
             | StoreError::UnsupportedUri { .. } => Fault::Usage,
         }
     }
@@ -71,11 +79,14 @@ impl StoreError {
             StoreError::Corrupt { .. }
             | StoreError::Locked { .. }
             | StoreError::InvalidWrite(_)
+            | StoreError::Setup(_)
+            | StoreError::Conflict(_)
             | StoreError::UnsupportedUri { .. } => false,
         }
     }
 
-    pub(crate) fn corrupt(store: impl Into<String>, detail: impl Into<String>) -> StoreError {
+    /// A [`StoreError::Corrupt`] for `store`.
+    pub fn corrupt(store: impl Into<String>, detail: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             store: store.into(),
             detail: detail.into(),

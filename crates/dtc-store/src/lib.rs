@@ -24,13 +24,15 @@ use dtc_plan::value::Value;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod embedded;
-mod encoding;
+pub mod encoding;
 mod error;
 mod memory;
+mod segment;
 
 pub use embedded::EmbeddedStore;
 pub use error::{Fault, StoreError};
 pub use memory::MemoryStore;
+pub use segment::{Segment, SegmentedStore};
 
 /// Identifies one record: the identity, the aggregate's name and its dimension values.
 ///
@@ -188,6 +190,29 @@ pub trait BlockStore: Send + Sync {
 
     /// For logs and messages, e.g. "embedded store at ./dtc-data".
     fn describe(&self) -> String;
+
+    /// Like [`BlockStore::identities`], but only identities of `segment`, so that several
+    /// workers can split a run. Every identity is in exactly one segment of a given total, and
+    /// in the same one on every call. The default filters pages of [`BlockStore::identities`]
+    /// by [`Segment::contains`] (a page may come back short or empty, with a `next` token);
+    /// a scanning backend overrides it with its own parallel scan.
+    fn identities_in_segment(
+        &self,
+        segment: Segment,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdentityPage, StoreError> {
+        let mut page = self.identities(after, limit)?;
+        page.identities
+            .retain(|identity| segment.contains(identity));
+        Ok(page)
+    }
+
+    /// Requests made so far, for backends that pay per request (shown after a run); `None`
+    /// for local stores.
+    fn usage(&self) -> Option<String> {
+        None
+    }
 
     /// Every identity, by walking the pages of [`BlockStore::identities`].
     fn all_identities(&self) -> Result<Vec<Arc<str>>, StoreError> {

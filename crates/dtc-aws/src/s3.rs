@@ -1,0 +1,1 @@
+//! S3: event inputs and the Parquet destination.

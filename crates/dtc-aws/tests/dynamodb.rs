@@ -1,0 +1,327 @@
+//! The DynamoDB store against a real DynamoDB Local (started by scripts/local-services.sh).
+//! Skipped, with a notice, unless DTC_TEST_DYNAMODB=1.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta};
+use dtc_aws::{DynamoOptions, DynamoStore, FaultInjection, RetryPolicy};
+use dtc_plan::value::Value;
+use dtc_store::{
+    BlockStore, Checkpoint, RecordKey, RecordKind, Segment, StoreError, StoredRecord, TimeRange,
+    WriteBatch,
+};
+
+fn enabled() -> Option<String> {
+    if std::env::var("DTC_TEST_DYNAMODB").as_deref() != Ok("1") {
+        eprintln!(
+            "skipped: DTC_TEST_DYNAMODB is not 1 (run scripts/test.sh to start DynamoDB Local)"
+        );
+        return None;
+    }
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()
+}
+
+/// A table name no other test or run uses.
+fn fresh_table(what: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "dtc-test-{what}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn options(endpoint: &str) -> DynamoOptions {
+    DynamoOptions {
+        create_table: true,
+        endpoint_url: Some(endpoint.to_string()),
+        ..DynamoOptions::default()
+    }
+}
+
+fn open(endpoint: &str, what: &str) -> DynamoStore {
+    DynamoStore::open(&fresh_table(what), options(endpoint)).unwrap()
+}
+
+fn block(identity: &str, dim: &str, start: i64, version: u64) -> StoredRecord {
+    let start = DateTime::from_timestamp(start, 0).unwrap();
+    StoredRecord {
+        key: RecordKey::new(identity, "session", vec![Value::str(dim)]),
+        kind: RecordKind::Block,
+        start_time: Some(start),
+        columns: vec![
+            Value::str(identity),
+            Value::DateTime(start),
+            Value::DateTime(start + TimeDelta::seconds(60)),
+            Value::Int(version as i64),
+        ],
+        version,
+    }
+}
+
+fn puts(records: Vec<StoredRecord>) -> WriteBatch {
+    WriteBatch {
+        puts: records,
+        ..WriteBatch::default()
+    }
+}
+
+#[test]
+fn conformance_suite_on_dynamodb_local() {
+    let Some(endpoint) = enabled() else { return };
+    dtc_store::conformance::run_all(|| Box::new(open(&endpoint, "conformance")));
+}
+
+#[test]
+fn missing_table_says_to_create_it() {
+    let Some(endpoint) = enabled() else { return };
+    let options = DynamoOptions {
+        create_table: false,
+        ..options(&endpoint)
+    };
+    let err = DynamoStore::open(&fresh_table("missing"), options)
+        .err()
+        .expect("a missing table is an error");
+    assert!(matches!(err, StoreError::Setup(_)), "{err:?}");
+    assert!(err.to_string().contains("--create-table"), "{err}");
+    assert!(!err.retryable());
+}
+
+#[test]
+fn large_batches_go_through_batch_write_and_conditional_transactions() {
+    let Some(endpoint) = enabled() else { return };
+    let store = open(&endpoint, "bulk");
+    let first: Vec<StoredRecord> = (0..260)
+        .map(|i| block(&format!("u{}", i % 40), &format!("s{i}"), i, 1))
+        .collect();
+    let mut batch = puts(first.clone());
+    batch
+        .checkpoints
+        .push(("file:a".into(), Checkpoint { offset: 260 }));
+    store.write(batch).unwrap();
+    let [batch_writes, transactions, ..] = store.counts().requests();
+    assert_eq!(
+        batch_writes, 12,
+        "260 records in chunks of 25, then one for the checkpoint"
+    );
+    assert_eq!(transactions, 0);
+    assert_eq!(
+        store.checkpoint("file:a").unwrap(),
+        Some(Checkpoint { offset: 260 })
+    );
+    // Rewrites (version 2) are conditional, in transactions of up to 100 items.
+    let second: Vec<StoredRecord> = first
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.version = 2;
+            r
+        })
+        .collect();
+    store.write(puts(second.clone())).unwrap();
+    let [_, transactions, ..] = store.counts().requests();
+    assert_eq!(transactions, 3);
+    let got = store.get(&second[7].key).unwrap().unwrap();
+    assert_eq!(got.version, 2);
+    // A stale writer (version 2 again, not above the stored one) is refused.
+    let err = store.write(puts(second[..120].to_vec())).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(err.to_string().contains("another writer"), "{err}");
+    let small = store.write(puts(vec![second[3].clone()])).unwrap_err();
+    assert!(matches!(small, StoreError::Conflict(_)), "{small:?}");
+    let total: usize = (0..40)
+        .map(|i| store.load_identity(&format!("u{i}")).unwrap().len())
+        .sum();
+    assert_eq!(total, 260);
+}
+
+#[test]
+fn throttling_and_unprocessed_items_are_retried_without_loss() {
+    let Some(endpoint) = enabled() else { return };
+    let faults = Arc::new(FaultInjection::default());
+    let options = DynamoOptions {
+        faults: Some(faults.clone()),
+        retry: RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+        },
+        ..options(&endpoint)
+    };
+    let store = DynamoStore::open(&fresh_table("retry"), options).unwrap();
+    let records: Vec<StoredRecord> = (0..300)
+        .map(|i| block(&format!("u{}", i % 30), &format!("s{i}"), i, 1))
+        .collect();
+    faults.throttle_next(3);
+    faults.leave_unprocessed(6);
+    let mut batch = puts(records.clone());
+    batch
+        .checkpoints
+        .push(("p".into(), Checkpoint { offset: 300 }));
+    store.write(batch).unwrap();
+    let retries = store.counts().retries.load(Ordering::Relaxed);
+    assert!(
+        retries >= 9,
+        "3 throttled + 6 partial batches retried, got {retries}"
+    );
+    for record in &records {
+        let got = store.get(&record.key).unwrap();
+        assert_eq!(got.as_ref().map(|r| &r.columns), Some(&record.columns));
+    }
+    assert_eq!(
+        store.checkpoint("p").unwrap(),
+        Some(Checkpoint { offset: 300 })
+    );
+
+    // Transactions (small batches) are retried too.
+    faults.throttle_next(2);
+    let mut again = block("u1", "s-small", 5, 1);
+    store.write(puts(vec![again.clone()])).unwrap();
+    again.version = 2;
+    store.write(puts(vec![again.clone()])).unwrap();
+    assert_eq!(store.get(&again.key).unwrap().unwrap().version, 2);
+
+    // When the throttling outlasts the attempts, the write fails loudly and the checkpoint
+    // stays where it was.
+    faults.throttle_next(100);
+    let mut batch = puts(vec![block("u1", "s-lost", 7, 1)]);
+    batch
+        .checkpoints
+        .push(("p".into(), Checkpoint { offset: 999 }));
+    let err = store.write(batch).unwrap_err();
+    assert!(err.retryable(), "{err}");
+    assert!(err.to_string().contains("attempts"), "{err}");
+    faults.throttle_next(0);
+    assert_eq!(
+        store.checkpoint("p").unwrap(),
+        Some(Checkpoint { offset: 300 })
+    );
+}
+
+#[test]
+fn oversized_items_name_the_record() {
+    let Some(endpoint) = enabled() else { return };
+    let store = open(&endpoint, "big");
+    let mut record = block("u-big", "s-big", 1, 1);
+    record.columns.push(Value::str(&"x".repeat(500 * 1024)));
+    let err = store.write(puts(vec![record])).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidWrite(_)), "{err:?}");
+    let message = err.to_string();
+    for part in ["u-big", "session", "s-big", "400 KB"] {
+        assert!(message.contains(part), "{message} names {part}");
+    }
+}
+
+#[test]
+fn retention_sets_expiry_from_the_block_end() {
+    let Some(endpoint) = enabled() else { return };
+    let options = DynamoOptions {
+        retention_days: Some(30),
+        ..options(&endpoint)
+    };
+    let table = fresh_table("ttl");
+    let store = DynamoStore::open(&table, options.clone()).unwrap();
+    store
+        .write(puts(vec![block("u1", "s1", 1_000, 1)]))
+        .unwrap();
+    let expires = raw_attribute(
+        &endpoint,
+        &table,
+        &block("u1", "s1", 1_000, 1).key,
+        "expires_at",
+    );
+    assert_eq!(expires, Some((1_000 + 60 + 30 * 86_400).to_string()));
+    // Opening again finds TTL enabled on the right attribute.
+    DynamoStore::open(&table, options).unwrap();
+}
+
+/// An attribute of a stored item as DynamoDB has it, read with a client of the test's own.
+fn raw_attribute(endpoint: &str, table: &str, key: &RecordKey, name: &str) -> Option<String> {
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let encoded = dtc_store::encoding::encode_key(key).unwrap();
+        let skip = dtc_store::encoding::identity_prefix(&key.identity).len();
+        let out = client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(key.identity.to_string()))
+            .key("sk", AttributeValue::B(Blob::new(&encoded.bytes[skip..])))
+            .send()
+            .await
+            .unwrap();
+        match out.item?.get(name)? {
+            AttributeValue::N(n) => Some(n.clone()),
+            other => Some(format!("{other:?}")),
+        }
+    })
+}
+
+#[test]
+fn segments_partition_identities_and_blocks_use_one_query() {
+    let Some(endpoint) = enabled() else { return };
+    let store = open(&endpoint, "segments");
+    let records: Vec<StoredRecord> = (0..120)
+        .map(|i| block(&format!("user-{}", i % 60), &format!("s{i}"), i, 1))
+        .collect();
+    store.write(puts(records)).unwrap();
+    store
+        .write(WriteBatch {
+            checkpoints: vec![("file:x".into(), Checkpoint { offset: 1 })],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    let mut seen = Vec::new();
+    for index in 0..4 {
+        let segment = Segment::new(index, 4).unwrap();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .identities_in_segment(segment, after.as_deref(), 7)
+                .unwrap();
+            assert!(page.identities.len() <= 7);
+            seen.extend(page.identities.iter().map(|i| i.to_string()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    seen.sort();
+    let mut want: Vec<String> = (0..60).map(|i| format!("user-{i}")).collect();
+    want.sort();
+    assert_eq!(
+        seen, want,
+        "every identity in exactly one segment, checkpoints not listed"
+    );
+
+    let before = store.counts().requests();
+    let blocks = store
+        .blocks(
+            "user-3",
+            "session",
+            TimeRange::new(None, Some(DateTime::from_timestamp(100, 0).unwrap())),
+        )
+        .unwrap();
+    assert_eq!(blocks.len(), 2);
+    let after = store.counts().requests();
+    assert_eq!(after[3] - before[3], 1, "one Query");
+    assert_eq!(after[4], before[4], "no Scan");
+}
