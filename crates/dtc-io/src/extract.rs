@@ -6,6 +6,10 @@
 //! value is requested (an object or array used as such, or a prefix of another path) is built
 //! into a [`Value`] and its sub-paths are read from that value.
 //!
+//! Most lines take a faster road first: [`Scanner`] reads plain lines (no escapes, no requested
+//! object or array values, no exponents) straight from the bytes. It gives up on anything else
+//! and the serde walk above decides, so results and error messages are the serde walk's.
+//!
 //! Numbers: JSON integers that fit `i64` become `Int`; larger integers and all other numbers
 //! become `Float` (Python would keep big integers exact; no event source we know sends them).
 
@@ -101,6 +105,25 @@ impl Extractor {
                 format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
             )
         })?;
+        if !self.whole {
+            if (Scanner {
+                ex: self,
+                text,
+                at: 0,
+            })
+            .line(out)
+            .is_some()
+            {
+                self.copy_duplicates(out);
+                return Ok(());
+            }
+            // The scanner gave up part-way: start the serde walk from a clean slate.
+            out.iter_mut().for_each(|v| *v = Value::Null);
+        }
+        self.extract_with_serde(text, out)
+    }
+
+    fn extract_with_serde(&self, text: &str, out: &mut [Value]) -> Result<(), Rejection> {
         let mut de = serde_json::Deserializer::from_str(text);
         let is_object = if self.whole {
             let whole = JsonValue.deserialize(&mut de).map_err(invalid_json)?;
@@ -125,10 +148,14 @@ impl Extractor {
                 "the event is not a JSON object",
             ));
         }
+        self.copy_duplicates(out);
+        Ok(())
+    }
+
+    fn copy_duplicates(&self, out: &mut [Value]) {
         for &(first, duplicate) in &self.duplicates {
             out[duplicate as usize] = out[first as usize].clone();
         }
-        Ok(())
     }
 
     /// Sets the outputs of `node` and its descendants from an already built value.
@@ -144,6 +171,243 @@ impl Extractor {
         for (name, child) in &node.children {
             if let Some(member) = map.get(&Value::Str(Arc::from(&**name))) {
                 self.fill_from_value(*child as usize, member, out);
+            }
+        }
+    }
+}
+
+/// Containers nested deeper than this go to the serde walk, which enforces its own limit.
+const SCANNER_MAX_DEPTH: usize = 64;
+
+/// The fast road for one line (see the module doc). Every method returns `None` to give up:
+/// on invalid JSON and on the shapes it leaves to serde (escapes, exponents, requested
+/// objects or arrays, deep nesting), never on valid plain input.
+struct Scanner<'a> {
+    ex: &'a Extractor,
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn line(&mut self, out: &mut [Value]) -> Option<()> {
+        self.ws();
+        self.eat(b'{')?;
+        self.object(Some(0), out, 0)?;
+        self.ws();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// The members of an object whose `{` was just read; `node` is its trie node, if any.
+    fn object(&mut self, node: Option<u32>, out: &mut [Value], depth: usize) -> Option<()> {
+        if depth > SCANNER_MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.eat(b'"')?;
+            let key = self.string_body()?;
+            let child = node.and_then(|n| {
+                self.ex.nodes[n as usize]
+                    .children
+                    .iter()
+                    .find(|(name, _)| **name == *key)
+                    .map(|(_, child)| *child)
+            });
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            match child {
+                Some(child) => self.requested(child, out, depth)?,
+                None => self.skip(depth)?,
+            }
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The value at a trie node: stored if the node is requested, walked if a path goes on.
+    fn requested(&mut self, node: u32, out: &mut [Value], depth: usize) -> Option<()> {
+        let slot = self.ex.nodes[node as usize].slot;
+        match (self.peek()?, slot) {
+            (b'{' | b'[', Some(_)) => None,
+            (b'{', None) => {
+                self.at += 1;
+                self.object(Some(node), out, depth + 1)
+            }
+            (_, None) => self.skip(depth),
+            (b'"', Some(slot)) => {
+                self.at += 1;
+                out[slot as usize] = Value::str(self.string_body()?);
+                Some(())
+            }
+            (b't', Some(slot)) => self.literal("true", Value::Bool(true), slot, out),
+            (b'f', Some(slot)) => self.literal("false", Value::Bool(false), slot, out),
+            (b'n', Some(slot)) => self.literal("null", Value::Null, slot, out),
+            (_, Some(slot)) => {
+                out[slot as usize] = self.number()?;
+                Some(())
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Value, slot: u32, out: &mut [Value]) -> Option<()> {
+        self.skip_word(word)?;
+        out[slot as usize] = value;
+        Some(())
+    }
+
+    fn skip_word(&mut self, word: &str) -> Option<()> {
+        let end = self.at + word.len();
+        (self.text.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A string after its opening quote, up to and past the closing one. Gives up on escapes
+    /// and on control characters (invalid in JSON strings; serde words the error).
+    fn string_body(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        loop {
+            match *bytes.get(self.at)? {
+                b'"' => break,
+                b'\\' => return None,
+                b if b < 0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+        let body = self.text.get(start..self.at)?;
+        self.at += 1;
+        Some(body)
+    }
+
+    /// A number: plain integers of up to 18 digits directly, any other valid number through
+    /// serde_json on just its text, so the value is the one the serde walk would produce.
+    fn number(&mut self) -> Option<Value> {
+        let start = self.at;
+        let plain = self.number_text()?;
+        let text = self.text.get(start..self.at)?;
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(digits) => (true, digits),
+            None => (false, text),
+        };
+        // `-0` is left to serde, which makes it a float.
+        if plain && digits.len() <= 18 && !(negative && digits == "0") {
+            let n = digits
+                .bytes()
+                .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+            return Some(Value::Int(if negative { -n } else { n }));
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = JsonValue.deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some(value)
+    }
+
+    /// Checks the JSON number grammar and moves past it; whether it is a plain integer. Gives
+    /// up on exponents and on very long numbers, which serde may reject as out of range.
+    fn number_text(&mut self) -> Option<bool> {
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at - from
+        };
+        let mut at = self.at;
+        if bytes.get(at) == Some(&b'-') {
+            at += 1;
+        }
+        let int_start = at;
+        let int_digits = digits(&mut at);
+        if int_digits == 0 || int_digits > 1 && bytes[int_start] == b'0' {
+            return None;
+        }
+        let mut plain = true;
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            if digits(&mut at) == 0 {
+                return None;
+            }
+            plain = false;
+        }
+        if matches!(bytes.get(at), Some(b'e' | b'E')) || at - start > 300 {
+            return None;
+        }
+        self.at = at;
+        Some(plain)
+    }
+
+    /// Validates and skips any value nobody asked for.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                self.string_body().map(drop)
+            }
+            b'{' => {
+                self.at += 1;
+                self.object(None, &mut [], depth + 1)
+            }
+            b'[' => {
+                self.at += 1;
+                self.array(depth + 1)
+            }
+            b't' => self.skip_word("true"),
+            b'f' => self.skip_word("false"),
+            b'n' => self.skip_word("null"),
+            _ => self.number_text().map(drop),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > SCANNER_MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.skip(depth)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
             }
         }
     }
@@ -452,6 +716,72 @@ mod tests {
         assert_eq!(whole.get(&Value::str("c")), Some(&Value::str("x")));
         let err = ex.extract(b"[1]", &mut out).unwrap_err();
         assert_eq!(err.reason, RejectReason::NotAnObject);
+    }
+
+    /// The scanner and the serde walk agree on values and on errors, and the scanner really
+    /// takes the plain lines.
+    #[test]
+    fn scanner_agrees_with_the_serde_walk() {
+        let paths: Vec<SourcePath> = ["a", "b", "u.id", "u.geo.c", "n", "a"]
+            .iter()
+            .map(|p| path(p))
+            .collect();
+        let ex = Extractor::new(&paths, false);
+        let plain = [
+            r#"{"a": "x", "b": 12, "u": {"id": "u1", "geo": {"c": "FR"}}, "n": null}"#,
+            r#"  {"b":-7,"a":true,"z":[1,2.5,{"q":[]},"s",null,false],"n":"é"}  "#,
+            r#"{"a": 0, "b": -123456789012345678, "u": "flat", "n": 1.25}"#,
+            r#"{"a": 1, "a": 2, "u": {"id": 1}, "u": {"geo": {"c": 3}}}"#,
+            r#"{"b": 0.1, "n": -0.0, "u": {"geo": null}}"#,
+            "{}",
+            "{\t\"a\" :\r\n\"x\" }",
+            r#"{"a": -0}"#,
+            r#"{"a": 1234567890123456789, "b": -9223372036854775808}"#,
+            r#"{"a": 18446744073709551616}"#,
+        ];
+        let fallback = [
+            r#"{"a": 1e3, "b": 2E-2}"#,
+            r#"{"z": 1e400}"#,
+            r#"{"a": "tab\there", "b": "\u00e9"}"#,
+            r#"{"k\u0020": 1, "a": 2}"#,
+            r#"{"a": {"x": 1}, "b": [1]}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": tru}"#,
+            r#"{"a": 1} x"#,
+            r#"{"a" 1}"#,
+            r#"[{"a": 1}]"#,
+            r#""a""#,
+            "{\"a\": \"ctl\u{1}\"}",
+            r#"{"a": [1, 2"#,
+        ];
+        for (line, fast) in plain
+            .iter()
+            .map(|l| (l, true))
+            .chain(fallback.iter().map(|l| (l, false)))
+        {
+            let mut scanned = vec![Value::Null; ex.output_len()];
+            let took = (Scanner {
+                ex: &ex,
+                text: line,
+                at: 0,
+            })
+            .line(&mut scanned)
+            .is_some();
+            assert_eq!(took, fast, "scanner took {line}");
+            let mut got = Vec::new();
+            let got = ex.extract(line.as_bytes(), &mut got).map(|()| got);
+            let mut want = vec![Value::Null; ex.output_len()];
+            let want = ex.extract_with_serde(line, &mut want).map(|()| want);
+            match (&got, &want) {
+                (Ok(g), Ok(w)) => assert_eq!(format!("{g:?}"), format!("{w:?}"), "{line}"),
+                (Err(g), Err(w)) => {
+                    assert_eq!((g.reason, &g.detail), (w.reason, &w.detail), "{line}")
+                }
+                _ => panic!("{line}: {got:?} vs {want:?}"),
+            }
+        }
     }
 
     #[test]
