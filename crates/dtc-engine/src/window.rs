@@ -337,7 +337,9 @@ impl WindowOperator {
                     lists[column as usize] = Value::list(items);
                 }
             }
-            let mut record = self.defaults[wi].clone();
+            // The record joins `rows` before its fields are evaluated, so a later field sees
+            // the values earlier fields of the same aggregate just set (as in streaming).
+            rows.push(self.defaults[wi].clone());
             for f in &agg.fields {
                 let result = {
                     let scope = AnchorScope {
@@ -356,17 +358,22 @@ impl WindowOperator {
                         .eval(&f.value, &scope)
                         .and_then(|v| convert(v, f.ty, plan.dialect))
                 };
+                let Some(slot) = rows
+                    .last_mut()
+                    .and_then(|record| record.get_mut(f.column as usize))
+                else {
+                    continue;
+                };
                 match result {
-                    Ok(v) => record[f.column as usize] = v,
+                    Ok(v) => *slot = v,
                     Err(e) => {
                         self.errors.record(f.error_id, || e.to_string());
                         if null_on_error {
-                            record[f.column as usize] = Value::Null;
+                            *slot = Value::Null;
                         }
                     }
                 }
             }
-            rows.push(record);
         }
         let mut values = Vec::with_capacity(plan.field_names.len());
         for (agg, record) in plan.aggregates.iter().zip(&rows) {
