@@ -450,3 +450,273 @@ mod tests {
         assert_eq!(window_range(&b, t(10), WindowType::Count, -1), 0..0);
     }
 }
+
+#[cfg(test)]
+mod live_tests {
+    //! Live features against training rows, over blocks built by the streaming operator from
+    //! specs compiled by the real loader and compiler.
+
+    use dtc_lang::load::load_spec;
+    use dtc_lang::span::FileId;
+    use dtc_plan::compile::compile;
+
+    use super::*;
+    use crate::batch::view_of_state;
+    use crate::event::{Admission, Admitter};
+    use crate::streaming::StreamingOperator;
+
+    const STREAMING: &str = "
+Type: Streaming
+Version: '2026-11-01'
+Name: games
+Identity: source.user
+Time: parse_time(source.time)
+Aggregates:
+  - Type: Identity
+    Name: user
+    When: source.country is not None
+    Fields:
+      - Name: country
+        Value: source.country
+  - Type: Block
+    Name: session
+    Dimensions:
+      - Name: session_id
+        Value: source.session
+    Fields:
+      - Name: games
+        Type: integer
+        When: source.event == 'game'
+        Value: session.games + 1
+      - Name: spend
+        Type: float
+        When: source.event == 'purchase'
+        Value: session.spend + float(source.amount)
+      - Name: offer
+        When: source.event == 'offer'
+        Value: source.offer
+";
+
+    /// Features (windows before the anchor, and variables over them) and one label window.
+    const WINDOW: &str = "
+Type: Window
+Version: '2026-11-01'
+Name: offers
+SourceDTC: games
+Anchor:
+  Condition: games.session.offer != ''
+Aggregates:
+  - Type: Window
+    Name: last2
+    WindowType: count
+    WindowValue: -2
+    Source: games.session
+    Fields:
+      - Name: games
+        Type: integer
+        Value: sum(source.games)
+      - Name: first
+        Value: source.session_id[0]
+  - Type: Window
+    Name: week
+    WindowType: day
+    WindowValue: -7
+    Source: games.session
+    Fields:
+      - Name: spend
+        Type: float
+        Value: sum(source.spend)
+  - Type: Window
+    Name: recent
+    WindowType: hour
+    WindowValue: -30
+    Source: games.session
+    Fields:
+      - Name: sessions
+        Type: integer
+        Value: len(source.session_id)
+  - Type: Variable
+    Name: mix
+    Fields:
+      - Name: spend_per_game
+        Type: float
+        Value: week.spend / last2.games
+      - Name: country
+        Value: games.user.country
+  - Type: Window
+    Name: label
+    WindowType: day
+    WindowValue: 7
+    Source: games.session
+    Fields:
+      - Name: spend
+        Type: float
+        Value: sum(source.spend)
+";
+
+    fn window_plan() -> Arc<WindowPlan> {
+        let specs: Vec<_> = [STREAMING, WINDOW]
+            .iter()
+            .zip(0u32..)
+            .filter_map(|(text, i)| load_spec(FileId(i), text).0)
+            .collect();
+        let (catalog, diags) = compile(&specs);
+        assert!(diags.is_empty(), "{diags:#?}");
+        match catalog.window.first() {
+            Some(plan) => plan.clone(),
+            None => panic!("the window spec did not compile"),
+        }
+    }
+
+    fn s(text: impl Into<Arc<str>>) -> Value {
+        Value::Str(text.into())
+    }
+
+    /// Twelve sessions about 20 hours apart: a few games, purchases, an offer in every other
+    /// one, and one session starting at the same time as an anchor.
+    fn events() -> Vec<Vec<(&'static str, Value)>> {
+        // 2024-01-01T00:00:00Z
+        let base = DateTime::from_timestamp(1_704_067_200, 0).unwrap_or_default();
+        let at = |hours: i64, minutes: i64| {
+            Value::DateTime(base + TimeDelta::hours(hours) + TimeDelta::minutes(minutes))
+        };
+        let mut events = vec![vec![
+            ("user", s("u1")),
+            ("time", at(0, 0)),
+            ("session", s("s0")),
+            ("event", s("game")),
+            ("country", s("DE")),
+        ]];
+        for i in 0..12i64 {
+            let session = s(format!("s{i}"));
+            let start = i * 20;
+            if i % 2 == 1 {
+                events.push(vec![
+                    ("user", s("u1")),
+                    ("time", at(start, 0)),
+                    ("session", session.clone()),
+                    ("event", s("offer")),
+                    ("offer", s("gems")),
+                ]);
+            }
+            for g in 0..(i % 3) {
+                events.push(vec![
+                    ("user", s("u1")),
+                    ("time", at(start, g + 1)),
+                    ("session", session.clone()),
+                    ("event", s("game")),
+                ]);
+            }
+            events.push(vec![
+                ("user", s("u1")),
+                ("time", at(start, 30)),
+                ("session", session),
+                ("event", s("purchase")),
+                ("amount", s(format!("{}.25", i % 4))),
+            ]);
+        }
+        events.push(vec![
+            ("user", s("u1")),
+            ("time", at(60, 0)),
+            ("session", s("tie")),
+            ("event", s("game")),
+        ]);
+        // A batch run applies an identity's events in time order.
+        events.sort_by_key(|e| match e.get(1) {
+            Some((_, Value::DateTime(time))) => *time,
+            _ => DateTime::<Utc>::MIN_UTC,
+        });
+        for event in &mut events {
+            if let Some((_, time)) = event.get_mut(1)
+                && let Value::DateTime(t) = time
+            {
+                *time = s(t.to_rfc3339());
+            }
+        }
+        events
+    }
+
+    /// Column indices of a row's features: fields of windows before the anchor and of
+    /// variables (which here read only those windows and the identity record).
+    fn feature_columns(plan: &WindowPlan) -> Vec<usize> {
+        let mut columns = Vec::new();
+        let mut next = 0;
+        for agg in &plan.aggregates {
+            let feature = match &agg.kind {
+                WindowAggregateKind::Window { value, .. } => *value < 0,
+                WindowAggregateKind::Variable => true,
+            };
+            for _ in &agg.fields {
+                if feature {
+                    columns.push(next);
+                }
+                next += 1;
+            }
+        }
+        columns
+    }
+
+    #[test]
+    fn live_features_at_an_anchor_start_equal_the_training_row() {
+        let plan = window_plan();
+        let streaming = plan.streaming.clone();
+        let mut admitter = Admitter::new(streaming.clone());
+        let mut operator = StreamingOperator::new(streaming.clone());
+        let mut state = operator.new_state("u1".into());
+        for (seq, fields) in (1u64..).zip(events()) {
+            let values = streaming
+                .source_paths
+                .iter()
+                .map(|path| {
+                    fields
+                        .iter()
+                        .find(|(k, _)| path.0.first().is_some_and(|p| p == k))
+                        .map_or(Value::Null, |(_, v)| v.clone())
+                })
+                .collect();
+            match admitter.admit(values, None, seq) {
+                Admission::Accepted { event, .. } => operator.apply(&mut state, &event),
+                other => panic!("event {seq} not admitted: {other:?}"),
+            }
+        }
+        let view = view_of_state(&plan, &state);
+        let mut window = WindowOperator::new(plan.clone());
+        let mut rows = Vec::new();
+        window.rows(&view, &mut rows);
+        assert_eq!(rows.len(), 6, "one row per offer session");
+
+        let features = feature_columns(&plan);
+        let label = plan.field_names.len() - 1;
+        assert_eq!(
+            features.len(),
+            label,
+            "every column but the label is a feature"
+        );
+        let mut labels_seen = 0;
+        for row in &rows {
+            let live = window.row_at(&view, row.anchor_time);
+            assert_eq!(live.anchor_time, row.anchor_time);
+            for &c in &features {
+                assert_eq!(
+                    live.values[c], row.values[c],
+                    "{} at {}",
+                    plan.field_names[c], row.anchor_time
+                );
+            }
+            // The label looks after the anchor: never served live.
+            assert_eq!(live.values[label], Value::Float(0.0));
+            if row.values[label] != Value::Float(0.0) {
+                labels_seen += 1;
+            }
+        }
+        assert!(labels_seen > 0, "the labels must not all be empty");
+        // Not a vacuous comparison: the windows before the anchors hold blocks.
+        let spend = plan.field_names.iter().position(|n| n == "week.spend");
+        assert!(
+            rows.iter()
+                .filter_map(|r| spend.and_then(|c| r.values.get(c)))
+                .any(|v| matches!(v, Value::Float(x) if *x > 0.0)),
+            "{rows:?}"
+        );
+    }
+}
