@@ -12,7 +12,8 @@ use dtc_engine::error::Fault;
 use dtc_engine::streaming::StreamingOperator;
 use dtc_engine::window::WindowOperator;
 use dtc_io::sink::{
-    BlurrTextSink, JsonLinesSink, LocalDir, ParquetOptions, ParquetSink, RowSchema, new_run_id,
+    BlurrTextSink, Destination, JsonLinesSink, LocalDir, ParquetOptions, ParquetSink, RowSchema,
+    new_run_id,
 };
 use dtc_io::{DeadLetterWriter, Extractor, InputSpec, LineReader, RowSink};
 use dtc_plan::plan::{StreamingPlan, WindowPlan};
@@ -48,7 +49,7 @@ pub struct TransformArgs {
     /// lists are accepted.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub source: Vec<String>,
-    /// Block store: a directory or file:PATH (embedded store), or memory:.
+    /// Block store: a directory or file:PATH (embedded store), memory:, or dynamodb://TABLE.
     #[arg(
         long,
         env = "DTC_STORE",
@@ -56,7 +57,21 @@ pub struct TransformArgs {
         value_name = "URI"
     )]
     pub store: String,
-    /// Where window rows go (default ./dtc-out/<window name>/).
+    /// Create the DynamoDB table of --store if it does not exist (on-demand billing).
+    #[arg(long)]
+    pub create_table: bool,
+    /// Blocks in DynamoDB expire this many days after they end (default: the spec's store
+    /// `Retention`).
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// With --total-segments: this worker's share of a window run over the store (0-based).
+    #[arg(long, value_name = "I", requires = "total_segments")]
+    pub segment: Option<u32>,
+    /// Workers splitting a window run over the store by identity.
+    #[arg(long, value_name = "N", requires = "segment")]
+    pub total_segments: Option<u32>,
+    /// Where window rows go: a directory or s3://bucket/prefix/ (default
+    /// ./dtc-out/<window name>/).
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Output format.
@@ -143,7 +158,28 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
             w.name, w.streaming.name, streaming.name
         )));
     }
-    let store = dtc_store::open_store(&args.store).map_err(run_err)?;
+    let segment = match (args.segment, args.total_segments) {
+        (Some(index), Some(total)) => {
+            Some(dtc_store::Segment::new(index, total).ok_or_else(|| {
+                Failure::Usage(format!(
+                    "--segment {index} is not below --total-segments {total}"
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    let store_options = dtc_aws::DynamoOptions {
+        create_table: args.create_table,
+        retention_days: args.retention_days.or_else(|| {
+            streaming
+                .stores
+                .iter()
+                .find_map(|s| s.retention_days)
+                .and_then(|d| u32::try_from(d).ok())
+        }),
+        ..dtc_aws::DynamoOptions::default()
+    };
+    let store = dtc_aws::open_store(&args.store, store_options).map_err(run_err)?;
     let format = args.format.unwrap_or(if window.is_some() {
         OutputFormat::Parquet
     } else {
@@ -159,7 +195,18 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
         (true, None) => Err(Failure::Usage(
             "nothing to do: give --source to run the streaming DTC, or --window to compute rows from stored blocks".into(),
         )),
-        (true, Some(window)) => window_only(args, store.as_ref(), window, format),
+        (true, Some(window)) => match segment {
+            Some(segment) => {
+                let view = dtc_store::SegmentedStore::new(store.as_ref(), segment);
+                window_only(args, &view, window, format)
+            }
+            None => window_only(args, store.as_ref(), window, format),
+        },
+        (false, _) if segment.is_some() => Err(Failure::Usage(
+            "--segment splits window runs over a store (--window without --source); split a \
+             streaming backfill by its input files instead"
+                .into(),
+        )),
         (false, window) => streaming_run(args, &sources, store.as_ref(), streaming, window, format),
     }
 }
@@ -177,21 +224,27 @@ fn make_sink(
         .output
         .clone()
         .unwrap_or_else(|| Path::new("dtc-out").join(&window.name));
+    // Workers of a segmented run write side by side: the segment keeps their part names apart.
+    let worker = args.segment.unwrap_or(0);
+    let destination = || -> Result<Box<dyn Destination>, Failure> {
+        match dir.to_str().filter(|d| dtc_aws::s3::is_s3_url(d)) {
+            Some(url) => {
+                let s3 = dtc_aws::s3::S3::connect(None).map_err(run_err)?;
+                Ok(Box::new(s3.destination(url).map_err(run_err)?))
+            }
+            None => Ok(Box::new(LocalDir::new(&dir))),
+        }
+    };
     Ok(match format {
         OutputFormat::Parquet => {
-            let options = ParquetOptions::new(run_id, 0);
-            let sink = ParquetSink::new(
-                &schema,
-                Some(&window.name),
-                Box::new(LocalDir::new(&dir)),
-                options,
-            )
-            .map_err(run_err)?;
+            let options = ParquetOptions::new(run_id, worker);
+            let sink = ParquetSink::new(&schema, Some(&window.name), destination()?, options)
+                .map_err(run_err)?;
             (Box::new(sink), Some(dir))
         }
         OutputFormat::Jsonl if args.output.is_some() => {
-            let mut destination = LocalDir::new(&dir);
-            let sink = JsonLinesSink::to_destination(&schema, &mut destination, run_id, 0)
+            let mut destination = destination()?;
+            let sink = JsonLinesSink::to_destination(&schema, destination.as_mut(), run_id, worker)
                 .map_err(run_err)?;
             (Box::new(sink), Some(dir))
         }
@@ -235,6 +288,9 @@ fn window_only(
             started.elapsed()
         );
         report_window(&operator, &window);
+        if let Some(usage) = store.usage() {
+            eprintln!("  {usage}");
+        }
         preview.print(&window, dir.as_deref());
     }
     Ok(())
@@ -249,8 +305,7 @@ fn streaming_run(
     format: OutputFormat,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let inputs = InputSpec::parse(sources).map_err(|e| Failure::Usage(e.to_string()))?;
-    let inputs = inputs.inputs().map_err(|e| Failure::Usage(e.to_string()))?;
+    let inputs = open_inputs(sources)?;
     let dead_letter_path = args
         .dead_letter
         .clone()
@@ -431,6 +486,9 @@ fn streaming_run(
         );
     }
     eprintln!("  records written:  {}", summary.records_written);
+    if let Some(usage) = store.usage() {
+        eprintln!("  {usage}");
+    }
     if summary.spilled_runs > 0 {
         eprintln!("  sorted runs spilled: {}", summary.spilled_runs);
     }
@@ -453,10 +511,35 @@ fn streaming_run(
     Ok(())
 }
 
-/// The checkpoint key of a file input (its absolute path); stdin has none.
+/// The inputs of `sources` in order: S3 locations listed through dtc-aws, the rest through
+/// `InputSpec` (files, directories, stdin).
+fn open_inputs(sources: &[String]) -> Result<Vec<Box<dyn dtc_io::Input>>, Failure> {
+    let mut inputs = Vec::new();
+    let mut s3 = None;
+    for source in sources {
+        if dtc_aws::s3::is_s3_url(source) {
+            if s3.is_none() {
+                s3 = Some(dtc_aws::s3::S3::connect(None).map_err(run_err)?);
+            }
+            if let Some(s3) = &s3 {
+                inputs.extend(s3.inputs(source).map_err(run_err)?);
+            }
+        } else {
+            let spec = InputSpec::parse(std::slice::from_ref(source))
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            inputs.extend(spec.inputs().map_err(|e| Failure::Usage(e.to_string()))?);
+        }
+    }
+    Ok(inputs)
+}
+
+/// The checkpoint key of an input: a file's absolute path, an S3 object's URL; stdin has none.
 fn partition_of(input_name: &str) -> Option<String> {
     if input_name == "-" || input_name == "<stdin>" {
         return None;
+    }
+    if dtc_aws::s3::is_s3_url(input_name) {
+        return Some(input_name.to_string());
     }
     let path = std::fs::canonicalize(input_name).ok()?;
     Some(format!("file:{}", path.display()))
