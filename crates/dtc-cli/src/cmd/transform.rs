@@ -320,6 +320,8 @@ fn streaming_run(
     let extractor = Extractor::new(&streaming.source_paths, streaming.needs_whole_source);
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let (mut lines, mut filtered) = (0u64, 0u64);
+    // Blurr's text output reported bad records on stderr; keep that for `--format blurr`.
+    let echo_rejects = args.format == Some(OutputFormat::Blurr);
     let mut already_applied = 0u64;
     // Identifies this run's input exactly, so a re-run after a crash can resume (see
     // `StreamingBatch::resumable`); stdin cannot be re-read, so such runs do not resume.
@@ -367,9 +369,14 @@ fn streaming_run(
                 extractor.extract(line.bytes, &mut values)
             };
             if let Err(rejection) = extracted {
-                dead_letters
-                    .write(&name, line.number, &rejection, line.bytes)
-                    .map_err(run_err)?;
+                reject(
+                    &mut dead_letters,
+                    echo_rejects,
+                    &name,
+                    line.number,
+                    &rejection,
+                    line.bytes,
+                )?;
                 continue;
             }
             let whole = if streaming.needs_whole_source {
@@ -382,9 +389,14 @@ fn streaming_run(
                 Pushed::Filtered => filtered += 1,
                 Pushed::Rejected { reason, detail } => {
                     let rejection = dtc_io::Rejection { reason, detail };
-                    dead_letters
-                        .write(&name, line.number, &rejection, line.bytes)
-                        .map_err(run_err)?;
+                    reject(
+                        &mut dead_letters,
+                        echo_rejects,
+                        &name,
+                        line.number,
+                        &rejection,
+                        line.bytes,
+                    )?;
                 }
             }
         }
@@ -531,6 +543,26 @@ fn open_inputs(sources: &[String]) -> Result<Vec<Box<dyn dtc_io::Input>>, Failur
         }
     }
     Ok(inputs)
+}
+
+/// Sends a rejected line to the dead-letter output (and, if `echo`, names it on stderr).
+fn reject(
+    dead_letters: &mut DeadLetterWriter<std::io::BufWriter<std::fs::File>>,
+    echo: bool,
+    input: &str,
+    line: u64,
+    rejection: &dtc_io::Rejection,
+    raw: &[u8],
+) -> Result<(), Failure> {
+    if echo {
+        eprintln!(
+            "rejected {input}:{line}: {}: {}",
+            rejection.reason, rejection.detail
+        );
+    }
+    dead_letters
+        .write(input, line, rejection, raw)
+        .map_err(run_err)
 }
 
 /// The checkpoint key of an input: a file's absolute path, an S3 object's URL; stdin has none.
