@@ -1,5 +1,5 @@
 //! AWS backends for dtc, and nothing else: the DynamoDB [`BlockStore`]
-//! ([`dynamodb::DynamoStore`], `dynamodb://TABLE`), S3 event inputs ([`s3::list_inputs`],
+//! ([`dynamodb::DynamoStore`], `dynamodb://TABLE`), S3 event inputs ([`s3::S3::inputs`],
 //! `s3://bucket/prefix`) and the S3 [`Destination`](dtc_io::sink::Destination) for Parquet
 //! output ([`s3::S3Destination`]).
 //!
