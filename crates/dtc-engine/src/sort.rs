@@ -5,8 +5,9 @@
 //! in order of first appearance, so output follows the input's identity order (Blurr's text
 //! output relies on it) and the result does not depend on how input files interleave users.
 //!
-//! Memory: the buffer budget, plus one decoded event per run during the merge, plus the events
-//! of the identity being processed, plus the identity table (one entry per distinct identity).
+//! Memory: the buffer budget (events encoded, see [`EventSorter`]), plus one decoded event per
+//! run during the merge, plus the events of the identity being processed, plus the identity
+//! table (one entry per distinct identity).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -17,7 +18,6 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use dtc_plan::codec;
-use dtc_plan::value::Value;
 
 use crate::error::EngineError;
 use crate::event::Event;
@@ -63,15 +63,27 @@ fn key(id: u32, e: &Event) -> Key {
 }
 
 /// Sorts events by identity (first appearance), time and input order.
+///
+/// Buffered events are kept encoded, back to back in one byte arena (the spill format), with a
+/// small index entry each: a few large allocations instead of a vector and strings per event,
+/// so the budget is what the buffer really takes, more events fit before a spill, and freeing
+/// a spilled buffer leaves no fragmented heap behind.
 pub struct EventSorter {
     budget_bytes: usize,
-    buffered_bytes: usize,
-    /// Each event with its sort key, computed once rather than per comparison.
-    buffer: Vec<(Key, Event)>,
+    arena: Vec<u8>,
+    /// Each event's sort key (computed once rather than per comparison) and its bytes in
+    /// `arena`.
+    index: Vec<(Key, Span)>,
     spill_dir: tempfile::TempDir,
     runs: Vec<PathBuf>,
     interner: Interner,
-    encode_buf: Vec<u8>,
+}
+
+/// Where one encoded event lies in the arena.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    len: u32,
 }
 
 impl EventSorter {
@@ -87,23 +99,37 @@ impl EventSorter {
             })?;
         Ok(EventSorter {
             budget_bytes,
-            buffered_bytes: 0,
-            buffer: Vec::new(),
+            arena: Vec::new(),
+            index: Vec::new(),
             spill_dir,
             runs: Vec::new(),
             interner: Interner::default(),
-            encode_buf: Vec::new(),
         })
     }
 
     pub fn push(&mut self, identity: &Arc<str>, event: Event) -> Result<(), EngineError> {
         let id = self.interner.intern(identity);
-        self.buffered_bytes += event_size(&event);
-        self.buffer.push((key(id, &event), event));
-        if self.buffered_bytes >= self.budget_bytes {
+        let start = self.arena.len();
+        encode_event(id, &event, &mut self.arena).map_err(|e| EngineError::SpillCorrupt {
+            path: self.spill_dir.path().to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let len = u32::try_from(self.arena.len() - start).map_err(|_| {
+            self.arena.truncate(start);
+            EngineError::SpillCorrupt {
+                path: self.spill_dir.path().to_path_buf(),
+                detail: "an event is larger than 4 GiB encoded".into(),
+            }
+        })?;
+        self.index.push((key(id, &event), Span { start, len }));
+        if self.buffered_bytes() >= self.budget_bytes {
             self.spill()?;
         }
         Ok(())
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.arena.len() + self.index.len() * std::mem::size_of::<(Key, Span)>()
     }
 
     /// Sorted runs written so far.
@@ -112,7 +138,7 @@ impl EventSorter {
     }
 
     fn spill(&mut self) -> Result<(), EngineError> {
-        self.buffer.sort_unstable_by_key(|(k, _)| *k);
+        self.index.sort_unstable_by_key(|(k, _)| *k);
         let path = self
             .spill_dir
             .path()
@@ -123,26 +149,22 @@ impl EventSorter {
         };
         let file = File::create(&path).map_err(io_err)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        for ((id, _, _), event) in self.buffer.drain(..) {
-            encode_event(id, &event, &mut self.encode_buf).map_err(|e| {
-                EngineError::SpillCorrupt {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
-            out.write_all(&(self.encode_buf.len() as u32).to_le_bytes())
-                .and_then(|_| out.write_all(&self.encode_buf))
+        for (_, span) in &self.index {
+            let bytes = &self.arena[span.start..span.start + span.len as usize];
+            out.write_all(&span.len.to_le_bytes())
+                .and_then(|_| out.write_all(bytes))
                 .map_err(io_err)?;
         }
         out.flush().map_err(io_err)?;
-        self.buffered_bytes = 0;
+        self.arena.clear();
+        self.index.clear();
         self.runs.push(path);
         Ok(())
     }
 
     /// Ends input; returns the events grouped by identity, in order.
     pub fn finish(mut self) -> Result<SortedEvents, EngineError> {
-        self.buffer.sort_unstable_by_key(|(k, _)| *k);
+        self.index.sort_unstable_by_key(|(k, _)| *k);
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for path in &self.runs {
             let file = File::open(path).map_err(|source| EngineError::Spill {
@@ -155,7 +177,11 @@ impl EventSorter {
                 buf: Vec::new(),
             });
         }
-        sources.push(Source::Memory(std::mem::take(&mut self.buffer).into_iter()));
+        sources.push(Source::Memory {
+            arena: std::mem::take(&mut self.arena),
+            index: std::mem::take(&mut self.index).into_iter(),
+            path: self.spill_dir.path().to_path_buf(),
+        });
         let mut merged = SortedEvents {
             heap: BinaryHeap::new(),
             heads: Vec::new(),
@@ -171,7 +197,13 @@ impl EventSorter {
 }
 
 enum Source {
-    Memory(std::vec::IntoIter<(Key, Event)>),
+    /// The events still buffered at the end, decoded one at a time.
+    Memory {
+        arena: Vec<u8>,
+        index: std::vec::IntoIter<(Key, Span)>,
+        /// Named in errors (the buffer stands for a run that was not spilled).
+        path: PathBuf,
+    },
     Run {
         reader: BufReader<File>,
         path: PathBuf,
@@ -182,7 +214,20 @@ enum Source {
 impl Source {
     fn next(&mut self) -> Result<Option<(u32, Event)>, EngineError> {
         match self {
-            Source::Memory(it) => Ok(it.next().map(|((id, _, _), event)| (id, event))),
+            Source::Memory { arena, index, path } => {
+                let Some((_, span)) = index.next() else {
+                    return Ok(None);
+                };
+                let bytes = arena
+                    .get(span.start..span.start + span.len as usize)
+                    .unwrap_or_default();
+                decode_event(bytes)
+                    .map(Some)
+                    .map_err(|detail| EngineError::SpillCorrupt {
+                        path: path.clone(),
+                        detail,
+                    })
+            }
             Source::Run { reader, path, buf } => {
                 let mut len = [0u8; 4];
                 match reader.read_exact(&mut len) {
@@ -273,38 +318,21 @@ impl SortedEvents {
     }
 }
 
-/// Rough heap footprint of a buffered event, to decide when to spill.
-fn event_size(event: &Event) -> usize {
-    std::mem::size_of::<(Key, Event)>()
-        + event.values.iter().map(value_size).sum::<usize>()
-        + event.whole.as_ref().map_or(0, value_size)
-}
-
-fn value_size(v: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match v {
-            Value::Str(s) => s.len() + 16,
-            Value::List(items) | Value::Tuple(items) => items.iter().map(value_size).sum(),
-            Value::Set(items) => items.iter().map(value_size).sum(),
-            Value::Map(items) => items
-                .iter()
-                .map(|(k, v)| value_size(k) + value_size(v))
-                .sum(),
-            _ => 0,
-        }
-}
-
+/// Appends one event in the spill format to `out`.
 fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::CodecError> {
-    out.clear();
+    let start = out.len();
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&event.time.timestamp_micros().to_le_bytes());
     out.extend_from_slice(&event.seq.to_le_bytes());
     out.push(u8::from(event.whole.is_some()));
-    codec::encode_values(&event.values, out)?;
-    match &event.whole {
+    let encoded = codec::encode_values(&event.values, out).and_then(|()| match &event.whole {
         Some(whole) => codec::encode_value(whole, out),
         None => Ok(()),
+    });
+    if encoded.is_err() {
+        out.truncate(start);
     }
+    encoded
 }
 
 fn decode_event(bytes: &[u8]) -> Result<(u32, Event), String> {
@@ -347,6 +375,7 @@ fn decode_event(bytes: &[u8]) -> Result<(u32, Event), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dtc_plan::value::Value;
 
     fn ev(secs: i64, seq: u64, tag: &str) -> Event {
         Event {
@@ -419,9 +448,11 @@ mod tests {
         let mut with_whole = ev(7, 3, "x");
         with_whole.whole = Some(Value::list(vec![Value::Int(1), Value::str("w")]));
         for event in [ev(7, 3, "x"), with_whole] {
+            buf.clear();
             encode_event(9, &event, &mut buf).expect("encode");
             assert_eq!(decode_event(&buf), Ok((9, event)));
         }
+        buf.clear();
         encode_event(9, &ev(7, 3, "x"), &mut buf).expect("encode");
         buf.push(0);
         assert!(decode_event(&buf).is_err(), "trailing bytes are corruption");
