@@ -261,6 +261,8 @@ fn s3_sources_are_read_like_files() {
             .unwrap(),
         "--store",
         "memory:",
+        "--dead-letter",
+        tmp.path().join("dead-letters.jsonl").to_str().unwrap(),
         "--output",
         local_out.to_str().unwrap(),
         "-q",
