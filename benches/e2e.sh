@@ -41,9 +41,10 @@ measure() {
 
 printf '%-10s %-8s %10s %12s %10s %8s\n' events tool seconds events/s peak_MB rows
 for n in "${sizes[@]}"; do
-  events="$bench_dir/ev_$n.jsonl"
+  events="$bench_dir/ev_${n}_u$(( n * 3 / 800 )).jsonl"
   if [ ! -s "$events" ]; then
-    users=$(( n / 267 + 1 ))
+    # The kit's README sizes: 3 750 users for 1 M events, 37 500 for 10 M.
+    users=$(( n * 3 / 800 ))
     python3 "$kit/gen_events.py" --users "$users" --days 28 --seed 42 --max-events "$n" --out "$events" >&2
   fi
   out="$bench_dir/run-$n"
