@@ -13,17 +13,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-fn dtc() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtc"));
-    cmd.env("NO_COLOR", "1").env_remove("DTC_STORE");
-    cmd
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{dtc, exit_code, repo, text};
 
 fn cases_dir() -> PathBuf {
     repo().join("tests/transform")
@@ -35,17 +28,6 @@ fn offer_ai_spec() -> PathBuf {
 
 fn offer_ai_events() -> PathBuf {
     repo().join("examples/offer-ai/events.jsonl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn exit_code(output: &Output) -> String {
-    output
-        .status
-        .code()
-        .map_or_else(|| "signal".to_string(), |c| c.to_string())
 }
 
 /// The case's input files (`events*`), in name order.
@@ -100,56 +82,7 @@ fn run_case(dir: &Path) -> Result<String, String> {
 
 #[test]
 fn transform_golden_cases() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut cases: Vec<PathBuf> = match std::fs::read_dir(cases_dir()) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(e) => panic!("cannot list {}: {e}", cases_dir().display()),
-    };
-    cases.sort();
-    assert!(
-        cases.len() >= 10,
-        "expected the golden cases, found {}",
-        cases.len()
-    );
-
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = case
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let actual = match run_case(case) {
-            Ok(actual) => actual,
-            Err(e) => {
-                failures.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let expected_path = case.join("expected.txt");
-        if bless {
-            if let Err(e) = std::fs::write(&expected_path, &actual) {
-                failures.push(format!("{name}: cannot write expected.txt: {e}"));
-            }
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if expected != actual {
-            failures.push(format!(
-                "{name}: output differs\n--- expected\n{expected}\n--- actual\n{actual}"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed (BLESS=1 to accept):\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    common::run_golden_cases(&cases_dir(), 10, run_case);
 }
 
 /// Runs a streaming-only transform of `spec` over `sources` and returns its output, after

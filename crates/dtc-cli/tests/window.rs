@@ -25,15 +25,8 @@ use arrow::datatypes::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value as Json};
 
-fn dtc() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtc"));
-    cmd.env("NO_COLOR", "1").env_remove("DTC_STORE");
-    cmd
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{dtc, exit_code, repo, text};
 
 fn cases_dir() -> PathBuf {
     repo().join("tests/window")
@@ -45,17 +38,6 @@ fn offer_ai(file: &str) -> PathBuf {
 
 fn offer_ai_events() -> PathBuf {
     repo().join("examples/offer-ai/events.jsonl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn exit_code(output: &Output) -> String {
-    output
-        .status
-        .code()
-        .map_or_else(|| "signal".to_string(), |c| c.to_string())
 }
 
 /// Runs `dtc` and fails with its stderr unless it exits with 0.
@@ -108,56 +90,7 @@ fn run_case(dir: &Path) -> Result<String, String> {
 
 #[test]
 fn window_golden_cases() {
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut cases: Vec<PathBuf> = match std::fs::read_dir(cases_dir()) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(e) => panic!("cannot list {}: {e}", cases_dir().display()),
-    };
-    cases.sort();
-    assert!(
-        cases.len() >= 12,
-        "expected the golden cases, found {}",
-        cases.len()
-    );
-
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = case
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let actual = match run_case(case) {
-            Ok(actual) => actual,
-            Err(e) => {
-                failures.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let expected_path = case.join("expected.txt");
-        if bless {
-            if let Err(e) = std::fs::write(&expected_path, &actual) {
-                failures.push(format!("{name}: cannot write expected.txt: {e}"));
-            }
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if expected != actual {
-            failures.push(format!(
-                "{name}: output differs\n--- expected\n{expected}\n--- actual\n{actual}"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed (BLESS=1 to accept):\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    common::run_golden_cases(&cases_dir(), 12, run_case);
 }
 
 /// Parses JSON lines (rows or Blurr text lines).
