@@ -5,9 +5,10 @@
 //! in order of first appearance, so output follows the input's identity order (Blurr's text
 //! output relies on it) and the result does not depend on how input files interleave users.
 //!
-//! Memory: the buffer budget (events encoded, see [`EventSorter`]), plus one decoded event per
-//! run during the merge, plus the events of the identity being processed, plus the identity
-//! table (one entry per distinct identity).
+//! Memory: while reading, the buffer budget (events encoded, see [`EventSorter`]); while
+//! merging, the unspilled buffer only if nothing was spilled (so at most the budget), else one
+//! decoded event and a read buffer per run; in both, the events of the identity being processed
+//! and the identity table (one entry per distinct identity).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -164,6 +165,16 @@ impl EventSorter {
 
     /// Ends input; returns the events grouped by identity, in order.
     pub fn finish(mut self) -> Result<SortedEvents, EngineError> {
+        if !self.runs.is_empty() {
+            // The merge runs alongside the store and the window operator: once the input did
+            // not fit, the rest goes to disk too and the buffer's memory is returned, rather
+            // than holding up to a whole budget for the tail of the input.
+            if !self.index.is_empty() {
+                self.spill()?;
+            }
+            self.arena = Vec::new();
+            self.index = Vec::new();
+        }
         self.index.sort_unstable_by_key(|(k, _)| *k);
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for path in &self.runs {
