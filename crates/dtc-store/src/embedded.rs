@@ -75,22 +75,7 @@ impl EmbeddedStore {
     }
 
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let deletes = batch
-            .deletes
-            .iter()
-            .map(encoding::encode_key)
-            .collect::<Result<Vec<_>, _>>()?;
-        let puts = batch
-            .puts
-            .iter()
-            .map(|r| {
-                Ok((
-                    encoding::encode_key(&r.key)?,
-                    encoding::encode_record(r)?,
-                    r,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let (deletes, puts) = encoding::encode_batch(batch)?;
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;

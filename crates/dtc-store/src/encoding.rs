@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use dtc_plan::codec;
 use dtc_plan::value::Value;
 
-use crate::{RecordKey, RecordKind, StoreError, StoredRecord, TimeRange};
+use crate::{RecordKey, RecordKind, StoreError, StoredRecord, TimeRange, WriteBatch};
 
 const TERMINATOR: [u8; 2] = [0x00, 0x01];
 const ESCAPED_ZERO: [u8; 2] = [0x00, 0xFF];
@@ -142,6 +142,27 @@ pub fn decode_key(bytes: &[u8], store: &str) -> Result<RecordKey, StoreError> {
         dims.push(read_dim(bytes, &mut pos, store)?);
     }
     Ok(RecordKey::new(&identity, &aggregate, dims))
+}
+
+/// A put in stored form: encoded key and record bytes, beside the record.
+pub(crate) type EncodedPut<'a> = (EncodedKey, Vec<u8>, &'a StoredRecord);
+
+/// A write batch in stored form: the encoded keys to delete and the encoded puts. Encoding
+/// everything first lets a backend fail on a bad record before it changes anything.
+pub(crate) fn encode_batch(
+    batch: &WriteBatch,
+) -> Result<(Vec<EncodedKey>, Vec<EncodedPut<'_>>), StoreError> {
+    let deletes = batch
+        .deletes
+        .iter()
+        .map(encode_key)
+        .collect::<Result<Vec<_>, _>>()?;
+    let puts = batch
+        .puts
+        .iter()
+        .map(|r| Ok((encode_key(&r.key)?, encode_record(r)?, r)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((deletes, puts))
 }
 
 /// The stored bytes of a record: header, then its columns in the value codec.

@@ -101,22 +101,7 @@ impl BlockStore for MemoryStore {
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         batch.validate()?;
-        let deletes = batch
-            .deletes
-            .iter()
-            .map(encoding::encode_key)
-            .collect::<Result<Vec<_>, _>>()?;
-        let puts = batch
-            .puts
-            .iter()
-            .map(|r| {
-                Ok((
-                    encoding::encode_key(&r.key)?,
-                    encoding::encode_record(r)?,
-                    r,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let (deletes, puts) = encoding::encode_batch(&batch)?;
         let mut inner = self.write_lock();
         for key in &deletes {
             inner.remove(key)?;
