@@ -81,7 +81,7 @@ pub struct TransformArgs {
     #[arg(long, value_name = "PATH")]
     pub dead_letter: Option<PathBuf>,
     /// Memory for sorting events before spilling sorted runs to disk.
-    #[arg(long, default_value_t = 256, value_name = "MiB")]
+    #[arg(long, default_value_t = 128, value_name = "MiB")]
     pub sort_memory_mb: usize,
     /// Records per store write; each write is atomic and marks the run's progress.
     #[arg(long, default_value_t = 2_000, value_name = "N")]
