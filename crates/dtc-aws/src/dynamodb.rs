@@ -913,6 +913,25 @@ impl Inner {
     }
 
     /// Runs a read request with the store's retry policy.
+    /// One item by its key, read consistently (a block or checkpoint just written must be seen).
+    async fn get_item(
+        &self,
+        key: HashMap<String, AttributeValue>,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .retrying("GetItem", || {
+                RequestCounts::bump(&self.counts.get_item);
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .consistent_read(true)
+                    .set_key(Some(key.clone()))
+                    .send()
+            })
+            .await?;
+        Ok(out.item)
+    }
+
     async fn retrying<T, E, R, F, Fut>(&self, operation: &str, mut send: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
@@ -1083,17 +1102,8 @@ impl BlockStore for DynamoStore {
         let encoded = encoding::encode_key(key)?;
         let identity_len = encoding::identity_prefix(&key.identity).len();
         let item_key = key_item(&key.identity, &encoded.bytes[identity_len..]);
-        let out = self.runtime.block_on(inner.retrying("GetItem", || {
-            RequestCounts::bump(&inner.counts.get_item);
-            inner
-                .client
-                .get_item()
-                .table_name(&inner.table)
-                .consistent_read(true)
-                .set_key(Some(item_key.clone()))
-                .send()
-        }))?;
-        match out.item {
+        let item = self.runtime.block_on(inner.get_item(item_key))?;
+        match item {
             Some(item) => inner.decode_item(&item),
             None => Ok(None),
         }
@@ -1144,17 +1154,8 @@ impl BlockStore for DynamoStore {
     fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
         let inner = &self.inner;
         let item_key = key_item(CHECKPOINT_PK, &checkpoint_sk(partition));
-        let out = self.runtime.block_on(inner.retrying("GetItem", || {
-            RequestCounts::bump(&inner.counts.get_item);
-            inner
-                .client
-                .get_item()
-                .table_name(&inner.table)
-                .consistent_read(true)
-                .set_key(Some(item_key.clone()))
-                .send()
-        }))?;
-        let Some(item) = out.item else {
+        let item = self.runtime.block_on(inner.get_item(item_key))?;
+        let Some(item) = item else {
             return Ok(None);
         };
         match item.get(OFFSET) {
