@@ -30,6 +30,20 @@ struct Node {
     slot: Option<u32>,
 }
 
+impl Node {
+    /// The child for member `key`. Called for every member of every event, most of them not
+    /// requested: the length and first byte rule out nearly all names before any comparison.
+    fn child(&self, key: &str) -> Option<u32> {
+        let (len, first) = (key.len(), key.as_bytes().first());
+        self.children
+            .iter()
+            .find(|(name, _)| {
+                name.len() == len && name.as_bytes().first() == first && **name == *key
+            })
+            .map(|(_, child)| *child)
+    }
+}
+
 /// Extracts a plan's source paths from raw JSON lines. Build once per plan, share freely.
 #[derive(Debug, Clone)]
 pub struct Extractor {
@@ -223,13 +237,7 @@ impl<'a> Scanner<'a> {
         loop {
             self.eat(b'"')?;
             let key = self.string_body()?;
-            let child = node.and_then(|n| {
-                self.ex.nodes[n as usize]
-                    .children
-                    .iter()
-                    .find(|(name, _)| **name == *key)
-                    .map(|(_, child)| *child)
-            });
+            let child = node.and_then(|n| self.ex.nodes[n as usize].child(key));
             self.ws();
             self.eat(b':')?;
             self.ws();
@@ -292,15 +300,14 @@ impl<'a> Scanner<'a> {
     /// and on control characters (invalid in JSON strings; serde words the error).
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        loop {
-            match *bytes.get(self.at)? {
-                b'"' => break,
-                b'\\' => return None,
-                b if b < 0x20 => return None,
-                _ => self.at += 1,
-            }
+        let rest = self.text.as_bytes().get(start..)?;
+        // Vectorised searches instead of a byte loop: event values are often long (URLs,
+        // device names) and nearly never hold escapes.
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] == b'\\' || rest[..end].iter().any(|&b| b < 0x20) {
+            return None;
         }
+        self.at = start + end;
         let body = self.text.get(start..self.at)?;
         self.at += 1;
         Some(body)

@@ -5,18 +5,26 @@
 //! [`Input`]s, each a name plus a way to open a byte stream; a remote object store is one more
 //! [`Input`] implementation. Gzip streams are recognised by their magic bytes and decompressed
 //! while reading (concatenated members too). A [`LineReader`] then yields lines with their
-//! 1-based number, reusing one buffer, so memory stays bounded by the longest accepted line.
+//! 1-based number, borrowed from the stream's own buffer where a line lies whole in it and
+//! copied into one reused buffer otherwise, so memory stays bounded by the longest accepted
+//! line. Regular files are read through a memory map, a window at a time.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flate2::bufread::MultiGzDecoder;
+use memmap2::{Mmap, MmapOptions};
 
 use crate::error::IoError;
 
 const READ_BUFFER: usize = 256 * 1024;
+/// Files are mapped a window at a time rather than whole because every mapped page that has
+/// been read counts in the process's resident set until it is unmapped: a whole-file map would
+/// add the size of the input (2 GB and more) to peak RSS, where a window bounds it like a read
+/// buffer does. One line per window crosses a boundary and is copied.
+const MAP_WINDOW: usize = 16 * 1024 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Lines longer than this are rejected (`line_too_long`) instead of growing the buffer without
@@ -32,6 +40,12 @@ pub trait Input: Send {
 }
 
 /// A local file.
+///
+/// A non-empty regular file is read through a memory map (see [`MappedFile`]), which spares
+/// the kernel's copy into a read buffer; anything else (FIFOs, `/dev/stdin` and other special
+/// files, empty files, or a file the system refuses to map) is read with `read()`. A mapped
+/// file must not be truncated while it is read: touching a mapped page past the new end raises
+/// SIGBUS and ends the process, where `read()` would simply have seen the file end early.
 #[derive(Debug, Clone)]
 pub struct FileInput {
     path: PathBuf,
@@ -56,7 +70,103 @@ impl Input for FileInput {
             path: self.path.clone(),
             source,
         })?;
-        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
+        match MappedFile::new(file, MAP_WINDOW) {
+            Ok(mapped) => Ok(Box::new(mapped)),
+            Err(file) => Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file))),
+        }
+    }
+}
+
+/// A regular file read through a memory-mapped window that slides forward as it is consumed,
+/// so that lines are parsed straight from the page cache.
+///
+/// Each window is mapped from the file's length at that moment, so a file that grows while it
+/// is read is read to its new end, as with `read()`. Truncation below the current window is
+/// the one case that differs (see [`FileInput`]).
+struct MappedFile {
+    file: File,
+    window_len: usize,
+    /// File offset of the window's first byte.
+    start: u64,
+    window: Mmap,
+    /// Bytes of the window already consumed.
+    pos: usize,
+}
+
+impl MappedFile {
+    /// Maps the first window of a non-empty regular file, or gives the file back to be read
+    /// with `read()`: special files cannot be mapped or have no meaningful length, an empty
+    /// file (or one like those in `/proc` that reports no length) cannot be mapped on every
+    /// platform, and mapping can fail (address space, system limits) where reading still works.
+    fn new(file: File, window_len: usize) -> Result<MappedFile, File> {
+        if !file.metadata().is_ok_and(|meta| meta.is_file()) {
+            return Err(file);
+        }
+        match map_window(&file, 0, window_len) {
+            Ok(Some(window)) => Ok(MappedFile {
+                file,
+                window_len,
+                start: 0,
+                window,
+                pos: 0,
+            }),
+            _ => Err(file),
+        }
+    }
+}
+
+/// Maps up to `window_len` bytes of `file` from offset `start`; `None` at the file's end.
+fn map_window(file: &File, start: u64, window_len: usize) -> io::Result<Option<Mmap>> {
+    let remaining = file.metadata()?.len().saturating_sub(start);
+    if remaining == 0 {
+        return Ok(None);
+    }
+    let len = usize::try_from(remaining).map_or(window_len, |r| r.min(window_len));
+    // `populate` maps the whole window in the one system call (the file is read front to back
+    // anyway) instead of taking a page fault for every few pages of it.
+    // SAFETY: the map is only ever read, through `&[u8]` borrows that `MappedFile` hands out.
+    // What `Mmap` cannot rule out is another process changing the file underneath: inputs are
+    // event files that nothing writes while a run reads them, which is the contract documented
+    // on `FileInput` (truncation would raise SIGBUS; an in-place rewrite would change bytes
+    // already handed out as immutable). `len` stays within the file as measured just above.
+    let window = unsafe {
+        MmapOptions::new()
+            .offset(start)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
+    // A read-ahead hint only: reading is correct without it, so its failure is ignored.
+    #[cfg(unix)]
+    let _ = window.advise(memmap2::Advice::Sequential);
+    Ok(Some(window))
+}
+
+impl Read for MappedFile {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for MappedFile {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.window.len() {
+            let next = self.start + self.window.len() as u64;
+            if let Some(window) = map_window(&self.file, next, self.window_len)? {
+                self.window = window;
+                self.start = next;
+                self.pos = 0;
+            }
+        }
+        Ok(&self.window[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = self.pos.saturating_add(amt).min(self.window.len());
     }
 }
 
@@ -213,9 +323,26 @@ pub struct Line<'a> {
 pub struct LineReader {
     name: Arc<str>,
     reader: Box<dyn BufRead + Send>,
+    /// A line the reader's buffer does not hold whole: it crosses a refill, has no final
+    /// newline, or is cut at `max_len`.
     buf: Vec<u8>,
+    /// Bytes of the reader's buffer taken by the line last returned from it: consumed only at
+    /// the next call, because that line borrows them until then.
+    pending_consume: usize,
     number: u64,
     max_len: usize,
+}
+
+/// Where the next non-blank line is.
+enum Next {
+    End,
+    /// Whole in the reader's buffer: `len` bytes of content, `consume` with its terminator.
+    InBuffer {
+        len: usize,
+        consume: usize,
+    },
+    /// To be assembled in `buf`.
+    Copy,
 }
 
 impl LineReader {
@@ -252,6 +379,7 @@ impl LineReader {
             name,
             reader,
             buf: Vec::with_capacity(4096),
+            pending_consume: 0,
             number: 0,
             max_len: DEFAULT_MAX_LINE_LEN,
         }
@@ -270,25 +398,79 @@ impl LineReader {
 
     /// The next non-blank line, or `None` at the end of the input.
     pub fn next_line(&mut self) -> Result<Option<Line<'_>>, IoError> {
+        self.reader
+            .consume(std::mem::take(&mut self.pending_consume));
         loop {
-            let Some(truncated) = self.read_raw()? else {
-                return Ok(None);
-            };
-            self.number += 1;
-            if !truncated && self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            match self.skip_blank_in_buffer()? {
+                Next::End => return Ok(None),
+                Next::InBuffer { len, consume } => {
+                    // Asked for again, not kept from `skip_blank_in_buffer`, because the borrow
+                    // checker cannot return a borrow from one branch and refill in another.
+                    // Nothing was consumed in between, so a `BufRead` returns the same buffer
+                    // without reading; one that does not is reported rather than trusted.
+                    let available = self.reader.fill_buf().map_err(|source| IoError::Read {
+                        input: self.name.to_string(),
+                        source,
+                    })?;
+                    let bytes = available.get(..len).ok_or_else(|| IoError::Read {
+                        input: self.name.to_string(),
+                        source: io::Error::other("the input's buffer changed without a consume"),
+                    })?;
+                    self.number += 1;
+                    self.pending_consume = consume;
+                    return Ok(Some(Line {
+                        number: self.number,
+                        bytes,
+                        truncated: false,
+                    }));
+                }
+                Next::Copy => {
+                    let truncated = self.read_copied()?;
+                    self.number += 1;
+                    if truncated || !is_blank(&self.buf) {
+                        return Ok(Some(Line {
+                            number: self.number,
+                            bytes: &self.buf,
+                            truncated,
+                        }));
+                    }
+                }
             }
-            return Ok(Some(Line {
-                number: self.number,
-                bytes: &self.buf,
-                truncated,
-            }));
         }
     }
 
-    /// Reads one line into `buf` (terminator removed). `None` at end of input; otherwise
-    /// whether the line was cut at `max_len`.
-    fn read_raw(&mut self) -> Result<Option<bool>, IoError> {
+    /// Skips (and counts) the blank lines that lie whole in the reader's buffer, and tells
+    /// where the next line is without consuming it.
+    fn skip_blank_in_buffer(&mut self) -> Result<Next, IoError> {
+        loop {
+            let Some(available) = try_fill(&mut *self.reader, &self.name)? else {
+                continue;
+            };
+            if available.is_empty() {
+                return Ok(Next::End);
+            }
+            let Some(newline) = memchr::memchr(b'\n', available) else {
+                return Ok(Next::Copy);
+            };
+            // As in `read_copied`, the limit counts a '\r' before the '\n'.
+            if newline > self.max_len {
+                return Ok(Next::Copy);
+            }
+            let line = strip_cr(&available[..newline]);
+            if !is_blank(line) {
+                return Ok(Next::InBuffer {
+                    len: line.len(),
+                    consume: newline + 1,
+                });
+            }
+            self.number += 1;
+            self.reader.consume(newline + 1);
+        }
+    }
+
+    /// Reads the next line into `buf` (terminator removed), across buffer refills, keeping at
+    /// most `max_len` bytes. Returns whether the line was cut.
+    fn read_copied(&mut self) -> Result<bool, IoError> {
         let LineReader {
             reader,
             buf,
@@ -297,24 +479,15 @@ impl LineReader {
             ..
         } = self;
         buf.clear();
-        let mut read_any = false;
         let mut truncated = false;
         loop {
-            let available = match reader.fill_buf() {
-                Ok(available) => available,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(IoError::Read {
-                        input: name.to_string(),
-                        source,
-                    });
-                }
+            let Some(available) = try_fill(&mut **reader, name)? else {
+                continue;
             };
             if available.is_empty() {
                 break;
             }
-            read_any = true;
-            let newline = available.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', available);
             let chunk = &available[..newline.unwrap_or(available.len())];
             let room = max_len.saturating_sub(buf.len());
             if chunk.len() > room {
@@ -332,14 +505,38 @@ impl LineReader {
                 }
             }
         }
-        if !read_any {
-            return Ok(None);
-        }
         if !truncated && buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        Ok(Some(truncated))
+        Ok(truncated)
     }
+}
+
+/// The reader's buffered bytes, refilled if empty (empty only at the end of the input), or
+/// `None` when the refill was interrupted and is to be retried. The callers retry, not this
+/// function, because a borrow returned from inside a loop keeps the reader borrowed for every
+/// later iteration.
+fn try_fill<'r>(
+    reader: &'r mut (dyn BufRead + Send),
+    name: &str,
+) -> Result<Option<&'r [u8]>, IoError> {
+    match reader.fill_buf() {
+        Ok(available) => Ok(Some(available)),
+        Err(e) if e.kind() == ErrorKind::Interrupted => Ok(None),
+        Err(source) => Err(IoError::Read {
+            input: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// `all` stops at the first non-whitespace byte, so a JSON line costs one byte here.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
 #[cfg(test)]
@@ -404,6 +601,205 @@ mod tests {
         let lines = collect(reader);
         assert_eq!(lines[0].1, b"first line");
         assert_eq!(lines[1].1, b"second");
+    }
+
+    fn reader_with_capacity(capacity: usize, bytes: &[u8]) -> LineReader {
+        LineReader::new(
+            Arc::from("small"),
+            Box::new(BufReader::with_capacity(
+                capacity,
+                Cursor::new(bytes.to_vec()),
+            )),
+        )
+    }
+
+    #[test]
+    fn lines_ending_exactly_at_a_buffer_boundary() {
+        // Buffers of 4: "abc\n" | "de\n\n" | "fgh\n" | "ijkl" | "\nxy\n".
+        let lines = collect(reader_with_capacity(4, b"abc\nde\n\nfgh\nijkl\nxy\n"));
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"abc".to_vec(), false),
+                (2, b"de".to_vec(), false),
+                (4, b"fgh".to_vec(), false),
+                (5, b"ijkl".to_vec(), false),
+                (6, b"xy".to_vec(), false),
+            ]
+        );
+        // A line of exactly the maximum whose newline starts the next buffer is not cut.
+        let reader = reader_with_capacity(4, b"ijkl\nxy\n").with_max_line_len(4);
+        assert_eq!(
+            collect(reader),
+            vec![(1, b"ijkl".to_vec(), false), (2, b"xy".to_vec(), false)]
+        );
+    }
+
+    #[test]
+    fn lines_inside_one_buffer_are_borrowed_from_it() {
+        static DATA: &[u8] = b"{\"a\":1}\n\n  \t\n{\"b\":2}\r\n {\"c\":3}\n";
+        let mut reader = LineReader::new(Arc::from("static"), Box::new(Cursor::new(DATA)));
+        let range = DATA.as_ptr_range();
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            assert!(
+                range.contains(&line.bytes.as_ptr()),
+                "line {} was copied",
+                line.number
+            );
+            lines.push((line.number, line.bytes.to_vec(), line.truncated));
+        }
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"{\"a\":1}".to_vec(), false),
+                (4, b"{\"b\":2}".to_vec(), false),
+                (5, b" {\"c\":3}".to_vec(), false),
+            ]
+        );
+        assert!(reader.buf.is_empty());
+    }
+
+    #[test]
+    fn crlf_split_across_refills() {
+        // Buffers of 4: "abc\r" | "\nxy\r" | "\n".
+        let lines = collect(reader_with_capacity(4, b"abc\r\nxy\r\n"));
+        assert_eq!(
+            lines,
+            vec![(1, b"abc".to_vec(), false), (2, b"xy".to_vec(), false)]
+        );
+        // The '\r' counts towards the maximum, in the buffer or across a refill alike.
+        for capacity in [4, 64] {
+            let reader = reader_with_capacity(capacity, b"abc\r\nxy\r\n").with_max_line_len(3);
+            assert_eq!(
+                collect(reader),
+                vec![(1, b"abc".to_vec(), true), (2, b"xy".to_vec(), false)],
+                "capacity {capacity}"
+            );
+        }
+    }
+
+    /// Lines that mix every case the borrowing and the copying paths split between them.
+    const MIXED: &[u8] = b"{\"a\":1}\r\n\n \r\n0123456789\n{\"b\":2}\n\t\nabcdef\r\nlast\r";
+
+    fn mixed_expected() -> Vec<(u64, Vec<u8>, bool)> {
+        vec![
+            (1, b"{\"a\":1}".to_vec(), false),
+            (4, b"01234567".to_vec(), true),
+            (5, b"{\"b\":2}".to_vec(), false),
+            (7, b"abcdef".to_vec(), false),
+            (8, b"last".to_vec(), false),
+        ]
+    }
+
+    #[test]
+    fn every_buffer_size_reads_the_same_lines() {
+        for capacity in 1..=MIXED.len() + 1 {
+            let reader = reader_with_capacity(capacity, MIXED).with_max_line_len(8);
+            assert_eq!(collect(reader), mixed_expected(), "capacity {capacity}");
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried() {
+        /// Fails every other read with `Interrupted`, and returns at most 3 bytes otherwise.
+        struct Interrupting {
+            data: Cursor<&'static [u8]>,
+            interrupt: bool,
+        }
+        impl Read for Interrupting {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                self.interrupt = !self.interrupt;
+                if self.interrupt {
+                    return Err(io::Error::from(ErrorKind::Interrupted));
+                }
+                let n = out.len().min(3);
+                self.data.read(&mut out[..n])
+            }
+        }
+        let inner = Interrupting {
+            data: Cursor::new(MIXED),
+            interrupt: false,
+        };
+        let reader = LineReader::new(Arc::from("eintr"), Box::new(BufReader::new(inner)));
+        assert_eq!(collect(reader.with_max_line_len(8)), mixed_expected());
+    }
+
+    #[test]
+    fn mapped_windows_read_the_same_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.json");
+        std::fs::write(&path, MIXED).unwrap();
+        // Windows of 1 and 4 bytes put every line, '\r' and '\n' across some boundary.
+        for window_len in [1, 4, 7, MAP_WINDOW] {
+            let Ok(mapped) = MappedFile::new(File::open(&path).unwrap(), window_len) else {
+                panic!("a non-empty regular file is mapped");
+            };
+            let reader = LineReader::new(Arc::from("mapped"), Box::new(mapped));
+            assert_eq!(
+                collect(reader.with_max_line_len(8)),
+                mixed_expected(),
+                "window {window_len}"
+            );
+        }
+        let reader = LineReader::open(Box::new(FileInput::new(&path))).unwrap();
+        assert_eq!(collect(reader.with_max_line_len(8)), mixed_expected());
+    }
+
+    #[test]
+    fn a_mapped_file_that_grows_is_read_to_its_new_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.json");
+        std::fs::write(&path, b"{\"a\":1}\n").unwrap();
+        let Ok(mapped) = MappedFile::new(File::open(&path).unwrap(), 4) else {
+            panic!("a non-empty regular file is mapped");
+        };
+        let mut reader = LineReader::new(Arc::from("growing"), Box::new(mapped));
+        assert_eq!(reader.next_line().unwrap().unwrap().bytes, b"{\"a\":1}");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"b\":2}\n")
+            .unwrap();
+        assert_eq!(reader.next_line().unwrap().unwrap().bytes, b"{\"b\":2}");
+        assert_eq!(reader.next_line().unwrap(), None);
+    }
+
+    #[test]
+    fn empty_files_are_read_without_a_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.json");
+        std::fs::write(&path, b"").unwrap();
+        assert!(MappedFile::new(File::open(&path).unwrap(), MAP_WINDOW).is_err());
+        let reader = LineReader::open(Box::new(FileInput::new(&path))).unwrap();
+        assert_eq!(collect(reader), vec![]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_named_as_files_are_read_without_a_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || {
+            std::fs::write(writer_path, b"{\"a\":1}\n\n{\"b\":2}\n").unwrap();
+        });
+        let reader = LineReader::open(Box::new(FileInput::new(&path))).unwrap();
+        let lines = collect(reader);
+        writer.join().unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"{\"a\":1}".to_vec(), false),
+                (3, b"{\"b\":2}".to_vec(), false)
+            ]
+        );
     }
 
     #[test]
