@@ -1,9 +1,10 @@
 //! The default store: one redb file, `<dir>/blocks.redb`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use redb::{Database, DatabaseError, ReadableDatabase, TableDefinition};
+use redb::{Database, DatabaseError, Durability, ReadableDatabase, TableDefinition};
 
 use crate::encoding;
 use crate::{
@@ -27,13 +28,28 @@ pub const FILE_NAME: &str = "blocks.redb";
 /// store) 64 MiB halved the throughput, while 256 MiB keeps it and still bounds the memory.
 const CACHE_BYTES: usize = 256 << 20;
 
-/// A crash-safe single-file store on redb. Each [`BlockStore::write`] is one redb transaction,
-/// durable when it returns. The file is locked while open: a second open (from this or another
-/// process) fails with [`StoreError::Locked`].
+/// How long written batches may stay not yet durable. A durable commit waits for the disk
+/// (fsync) and writes the tree's dirty pages; a batch run writes a batch every few milliseconds,
+/// so making each one durable on its own costs more than its inserts.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A crash-safe single-file store on redb. Each [`BlockStore::write`] is one redb transaction:
+/// atomic, visible to reads when it returns, and durable within [`SYNC_INTERVAL`], on
+/// [`BlockStore::sync`] or when the store is dropped, whichever comes first. A crash loses at
+/// most the last second of writes, whole batches with the checkpoints written in them, so a
+/// re-run applies exactly what was lost. The file is locked while open: a second open (from
+/// this or another process) fails with [`StoreError::Locked`].
 pub struct EmbeddedStore {
     db: Database,
     dir: PathBuf,
     name: String,
+    durability: Mutex<DurabilityState>,
+}
+
+struct DurabilityState {
+    last_durable: Instant,
+    /// Some committed write is not durable yet.
+    pending: bool,
 }
 
 impl EmbeddedStore {
@@ -55,6 +71,10 @@ impl EmbeddedStore {
             db,
             dir: dir.to_path_buf(),
             name: format!("embedded store at {}", dir.display()),
+            durability: Mutex::new(DurabilityState {
+                last_durable: Instant::now(),
+                pending: false,
+            }),
         };
         // Creating the tables up front lets read transactions open them unconditionally.
         let txn = store.db.begin_write().map_err(|e| store.err(e))?;
@@ -75,8 +95,19 @@ impl EmbeddedStore {
     }
 
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let (deletes, puts) = encoding::encode_batch(batch)?;
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let (mut deletes, mut puts) = encoding::encode_batch(batch)?;
+        // In key order the B-tree inserts walk the tree once from left to right instead of
+        // landing on random pages (a batch holds many identities, in first-appearance order).
+        // Stable, so two writes of one key in a batch keep their order.
+        deletes.sort_by(|a, b| a.bytes.cmp(&b.bytes));
+        puts.sort_by(|a, b| a.0.bytes.cmp(&b.0.bytes));
+        let mut durability = self.durability_state();
+        let durable = durability.last_durable.elapsed() >= SYNC_INTERVAL;
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.err(redb::Error::from(e)))?;
+        }
         {
             let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
             let mut by_start = txn.open_table(BY_START).map_err(|e| self.err(e))?;
@@ -121,7 +152,45 @@ impl EmbeddedStore {
             }
         }
         // An error above drops `txn` uncommitted, which aborts it: nothing of the batch lands.
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        if durable {
+            *durability = DurabilityState {
+                last_durable: Instant::now(),
+                pending: false,
+            };
+        } else {
+            durability.pending = true;
+        }
+        Ok(())
+    }
+
+    /// The state is a timestamp and a flag, valid whatever a panicking holder was doing.
+    fn durability_state(&self) -> std::sync::MutexGuard<'_, DurabilityState> {
+        self.durability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the non-durable commits before it durable (an empty durable commit does that).
+    fn sync_pending(&self) -> Result<(), StoreError> {
+        let mut durability = self.durability_state();
+        if !durability.pending {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))?;
+        *durability = DurabilityState {
+            last_durable: Instant::now(),
+            pending: false,
+        };
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        // Errors cannot be returned from here; a caller that needs them calls `sync` first.
+        let _ = self.sync_pending();
     }
 }
 
@@ -219,6 +288,10 @@ impl BlockStore for EmbeddedStore {
             return Ok(());
         }
         self.apply(&batch)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.sync_pending()
     }
 
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError> {

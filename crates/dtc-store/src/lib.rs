@@ -181,6 +181,13 @@ pub trait BlockStore: Send + Sync {
     /// batch (see [`WriteBatch::validate`]) changes nothing on any backend.
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError>;
 
+    /// Makes every write that has returned durable. The embedded store makes consecutive
+    /// writes durable together (see [`EmbeddedStore`]); on the other backends a write is
+    /// durable when it returns, and this does nothing.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Up to `limit` (at least one) identities that have records, starting after the `after`
     /// token of the previous page. Memory and embedded stores return them sorted; a scanning backend may not.
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError>;

@@ -73,6 +73,10 @@ impl BlockStore for SegmentedStore<'_> {
         self.inner.write(batch)
     }
 
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError> {
         self.inner.identities_in_segment(self.segment, after, limit)
     }
