@@ -82,7 +82,7 @@ fn run_case(dir: &Path) -> Result<String, String> {
 
 #[test]
 fn transform_golden_cases() {
-    common::run_golden_cases(&cases_dir(), 10, run_case);
+    common::run_golden_cases(&cases_dir(), 14, run_case);
 }
 
 /// Runs a streaming-only transform of `spec` over `sources` and returns its output, after
@@ -237,8 +237,10 @@ fn generated_events(users: u32, days: u32, seed: u64) -> Vec<String> {
 fn forced_spill_equals_in_memory_sort() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    let lines = generated_events(150, 10, 3);
-    assert!(lines.len() > 5_000, "only {} events", lines.len());
+    // Enough events that, even with only the paths the aggregates read kept, they do not fit
+    // in the 1 MiB buffer.
+    let lines = generated_events(300, 10, 3);
+    assert!(lines.len() > 15_000, "only {} events", lines.len());
     write_lines(&dir.join("events.jsonl"), &lines);
     let spill_dir = dir.join("spill");
     std::fs::create_dir(&spill_dir).expect("spill dir");

@@ -125,8 +125,8 @@ fn bench(c: &mut Criterion) {
                     ..BatchConfig::default()
                 };
                 let mut batch = StreamingBatch::new(plan.clone(), config).expect("batch");
-                for values in raw {
-                    batch.push(values, None).expect("push");
+                for mut values in raw {
+                    batch.push(&mut values, None).expect("push");
                 }
                 let store = MemoryStore::new();
                 let (_, summary) = batch.finish(&store, |_, _| Ok(())).expect("finish");

@@ -11,7 +11,7 @@ use dtc_store::{BlockStore, Checkpoint, StoredRecord, WriteBatch};
 
 use crate::error::EngineError;
 use crate::event::{Admission, Admitter, RejectReason};
-use crate::sort::EventSorter;
+use crate::sort::{EventSorter, IdentityOrder};
 use crate::streaming::{IdentityState, StreamingOperator};
 use crate::window::{IdentityView, WindowOperator};
 
@@ -23,6 +23,8 @@ pub struct BatchConfig {
     pub spill_dir: PathBuf,
     /// Records per store write.
     pub write_batch_records: usize,
+    /// The order identities are applied and handed to `on_identity` in.
+    pub identity_order: IdentityOrder,
 }
 
 impl Default for BatchConfig {
@@ -31,6 +33,7 @@ impl Default for BatchConfig {
             sort_budget_bytes: 128 << 20,
             spill_dir: std::env::temp_dir(),
             write_batch_records: 2_000,
+            identity_order: IdentityOrder::Name,
         }
     }
 }
@@ -74,7 +77,11 @@ impl StreamingBatch {
     pub fn new(plan: Arc<StreamingPlan>, config: BatchConfig) -> Result<Self, EngineError> {
         Ok(StreamingBatch {
             admitter: Admitter::new(plan.clone()),
-            sorter: EventSorter::new(config.sort_budget_bytes, &config.spill_dir)?,
+            sorter: EventSorter::new(
+                config.sort_budget_bytes,
+                &config.spill_dir,
+                config.identity_order,
+            )?,
             operator: StreamingOperator::new(plan),
             config,
             seq: 0,
@@ -84,21 +91,27 @@ impl StreamingBatch {
     }
 
     /// Admits one projected event. Accepted events are buffered; the caller handles filtered
-    /// and rejected ones (counting, dead letters).
+    /// and rejected ones (counting, dead letters). `values` is taken; an accepted event's
+    /// vector comes back empty, so a caller reading many lines can reuse its allocation.
     pub fn push(
         &mut self,
-        values: Vec<Value>,
+        values: &mut Vec<Value>,
         whole: Option<Value>,
     ) -> Result<Pushed, EngineError> {
         self.seq += 1;
-        Ok(match self.admitter.admit(values, whole, self.seq) {
-            Admission::Accepted { identity, event } => {
-                self.sorter.push(&identity, event)?;
-                Pushed::Accepted
-            }
-            Admission::Filtered => Pushed::Filtered,
-            Admission::Rejected { reason, detail } => Pushed::Rejected { reason, detail },
-        })
+        Ok(
+            match self.admitter.admit(std::mem::take(values), whole, self.seq) {
+                Admission::Accepted { identity, event } => {
+                    // Buffered encoded: the event's values are not needed past this point.
+                    self.sorter.push(&identity, &event)?;
+                    *values = event.values;
+                    values.clear();
+                    Pushed::Accepted
+                }
+                Admission::Filtered => Pushed::Filtered,
+                Admission::Rejected { reason, detail } => Pushed::Rejected { reason, detail },
+            },
+        )
     }
 
     /// Records that input `partition` has been applied up to `offset` (e.g. a file's last line
@@ -118,7 +131,7 @@ impl StreamingBatch {
     }
 
     /// Applies every identity's events in time order, writes changed records to `store`, and
-    /// hands each identity's final state to `on_identity` (in order of first appearance).
+    /// hands each identity's final state to `on_identity` (in the configured identity order).
     pub fn finish(
         self,
         store: &dyn BlockStore,
@@ -189,6 +202,7 @@ impl StreamingBatch {
             deletes: Vec::new(),
             checkpoints,
         })?;
+        store.sync()?;
         summary.events_applied = operator.applied;
         Ok((operator, summary))
     }

@@ -40,6 +40,9 @@ pub enum Admission {
 pub struct Admitter {
     plan: Arc<StreamingPlan>,
     evaluator: Evaluator,
+    /// Source paths no aggregate reads (e.g. the raw time string): dropped from accepted
+    /// events so they are not carried, sorted and spilled for nothing.
+    admission_only: Vec<usize>,
 }
 
 struct RawScope<'a> {
@@ -78,10 +81,21 @@ impl Scope for RawScope<'_> {
 impl Admitter {
     pub fn new(plan: Arc<StreamingPlan>) -> Self {
         let evaluator = Evaluator::new(plan.dialect);
-        Admitter { plan, evaluator }
+        let admission_only = plan
+            .paths_read_by_aggregates()
+            .iter()
+            .enumerate()
+            .filter(|(_, read)| !**read)
+            .map(|(i, _)| i)
+            .collect();
+        Admitter {
+            plan,
+            evaluator,
+            admission_only,
+        }
     }
 
-    pub fn admit(&mut self, values: Vec<Value>, whole: Option<Value>, seq: u64) -> Admission {
+    pub fn admit(&mut self, mut values: Vec<Value>, whole: Option<Value>, seq: u64) -> Admission {
         let mut scope = RawScope {
             values: &values,
             whole: whole.as_ref(),
@@ -127,6 +141,11 @@ impl Admitter {
             && !self.evaluator.eval_bool(when, &scope)
         {
             return Admission::Filtered;
+        }
+        for &i in &self.admission_only {
+            if let Some(v) = values.get_mut(i) {
+                *v = Value::Null;
+            }
         }
         Admission::Accepted {
             identity,

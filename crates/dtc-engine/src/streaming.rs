@@ -3,7 +3,6 @@
 //! It is incremental on purpose: a batch run sorts each identity's events and calls
 //! [`StreamingOperator::apply`] for each; a live consumer calls it as events arrive.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -34,7 +33,7 @@ pub struct Record {
 #[derive(Debug, Clone, Default)]
 struct AggState {
     records: Vec<Record>,
-    by_dims: HashMap<Vec<Value>, usize>,
+    by_dims: foldhash::HashMap<Vec<Value>, usize>,
     current: Option<usize>,
 }
 
@@ -107,6 +106,8 @@ pub struct StreamingOperator {
     /// Events applied.
     pub applied: u64,
     next_order: u64,
+    /// Reused for each event's dimension values, which mostly name an existing record.
+    dims_scratch: Vec<Value>,
 }
 
 struct EventScope<'a> {
@@ -184,6 +185,7 @@ impl StreamingOperator {
             end_col,
             applied: 0,
             next_order: 0,
+            dims_scratch: Vec::new(),
         }
     }
 
@@ -288,10 +290,11 @@ impl StreamingOperator {
             let target = match &agg.kind {
                 StreamAggregateKind::Variable => state.aggs[ai].current,
                 StreamAggregateKind::Identity | StreamAggregateKind::Block => {
-                    let Some(dims) = self.eval_dimensions(&agg.dimensions, state, event) else {
-                        continue;
-                    };
-                    Some(self.open_record(state, ai, dims))
+                    let mut dims = std::mem::take(&mut self.dims_scratch);
+                    let evaluated = self.eval_dimensions(&agg.dimensions, state, event, &mut dims);
+                    let target = evaluated.then(|| self.open_record(state, ai, &dims));
+                    self.dims_scratch = dims;
+                    target
                 }
                 StreamAggregateKind::Activity {
                     separate_by_inactive_seconds,
@@ -308,15 +311,16 @@ impl StreamingOperator {
         }
     }
 
-    /// Dimension values converted to their declared types; `None` (and an error counted) if
-    /// one fails or is null: the aggregate is skipped for this event.
+    /// Dimension values converted to their declared types, into `dims`; `false` (and an error
+    /// counted) if one fails or is null: the aggregate is skipped for this event.
     fn eval_dimensions(
         &mut self,
         dimensions: &[FieldPlan],
         state: &IdentityState,
         event: &Event,
-    ) -> Option<Vec<Value>> {
-        let mut dims = Vec::with_capacity(dimensions.len());
+        dims: &mut Vec<Value>,
+    ) -> bool {
+        dims.clear();
         let scope = EventScope {
             state,
             event,
@@ -338,11 +342,11 @@ impl StreamingOperator {
                 Ok(v) => dims.push(v),
                 Err(message) => {
                     self.errors.record(d.error_id, || message);
-                    return None;
+                    return false;
                 }
             }
         }
-        Some(dims)
+        true
     }
 
     fn new_record(&mut self, state: &IdentityState, ai: usize, dims: Vec<Value>) -> Record {
@@ -367,11 +371,19 @@ impl StreamingOperator {
     }
 
     /// Makes the record for `dims` current, creating it or resuming it.
-    fn open_record(&mut self, state: &mut IdentityState, ai: usize, dims: Vec<Value>) -> usize {
-        if let Some(&i) = state.aggs[ai].by_dims.get(&dims) {
-            state.aggs[ai].current = Some(i);
+    fn open_record(&mut self, state: &mut IdentityState, ai: usize, dims: &[Value]) -> usize {
+        let a = &mut state.aggs[ai];
+        // Sorted events of one block mostly follow each other: no lookup for those.
+        if let Some(i) = a.current
+            && a.records.get(i).is_some_and(|r| r.dims == dims)
+        {
             return i;
         }
+        if let Some(&i) = a.by_dims.get(dims) {
+            a.current = Some(i);
+            return i;
+        }
+        let dims = dims.to_vec();
         let rec = self.new_record(state, ai, dims.clone());
         let a = &mut state.aggs[ai];
         a.records.push(rec);
@@ -430,7 +442,7 @@ impl StreamingOperator {
         while state.aggs[ai].by_dims.contains_key(&[Value::Int(id)][..]) {
             id += 1;
         }
-        self.open_record(state, ai, vec![Value::Int(id)])
+        self.open_record(state, ai, &[Value::Int(id)])
     }
 
     fn touch_times(

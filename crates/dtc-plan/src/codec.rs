@@ -114,6 +114,27 @@ pub fn decode_values_prefix(bytes: &[u8]) -> Result<(Vec<Value>, usize), CodecEr
     Ok((values, d.pos))
 }
 
+/// Like [`decode_values_prefix`], but a top-level string whose bytes equal the string at the
+/// same index of `previous` shares that string instead of allocating a copy. Consecutive rows
+/// of one identity (sorted events, a block's versions) mostly repeat their strings (session id,
+/// event name, country), so this turns most string decodes into a reference-count bump.
+pub fn decode_values_prefix_sharing(
+    bytes: &[u8],
+    previous: &[Value],
+) -> Result<(Vec<Value>, usize), CodecError> {
+    let mut d = Decoder::new(bytes)?;
+    let count = d.count(1)?;
+    let mut values = Vec::with_capacity(count);
+    for i in 0..count {
+        let value = match previous.get(i) {
+            Some(Value::Str(prev)) => d.value_sharing(prev)?,
+            _ => d.value(0)?,
+        };
+        values.push(value);
+    }
+    Ok((values, d.pos))
+}
+
 /// Decodes a value written by [`encode_value`]; `bytes` must hold exactly one value.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, CodecError> {
     let mut d = Decoder::new(bytes)?;
@@ -310,6 +331,23 @@ impl<'a> Decoder<'a> {
             return Err(CodecError::Truncated(offset));
         }
         Ok(n as usize)
+    }
+
+    /// A value; if it is a string equal to `prev`, `prev` itself (already valid UTF-8).
+    fn value_sharing(&mut self, prev: &Arc<str>) -> Result<Value, CodecError> {
+        if self.bytes.get(self.pos) == Some(&TAG_STR) {
+            let start = self.pos;
+            self.pos += 1;
+            let len = self.count(1)?;
+            if len == prev.len() {
+                let bytes = self.take(len)?;
+                if bytes == prev.as_bytes() {
+                    return Ok(Value::Str(prev.clone()));
+                }
+            }
+            self.pos = start;
+        }
+        self.value(0)
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, CodecError> {
@@ -536,6 +574,34 @@ mod tests {
         buf.clear();
         encode_value(&Value::TimeDelta(TimeDelta::seconds(30)), &mut buf).unwrap();
         assert_eq!(buf[1], TAG_TIMEDELTA_MICROS);
+    }
+
+    #[test]
+    fn sharing_decode_reuses_equal_strings_and_decodes_the_rest_alike() {
+        let previous = vec![
+            Value::str("game_start"),
+            Value::str("other"),
+            Value::Int(1),
+            Value::str("x"),
+        ];
+        let row = vec![
+            Value::str("game_start"),
+            Value::str("changed"),
+            Value::str("was an int"),
+            Value::Int(7),
+            Value::str("beyond previous"),
+        ];
+        let mut buf = Vec::new();
+        encode_values(&row, &mut buf).expect("encode");
+        let (shared, used) = decode_values_prefix_sharing(&buf, &previous).expect("decode");
+        assert_eq!(used, buf.len());
+        assert_eq!(shared, decode_values(&buf).expect("plain decode"));
+        match (&shared[0], &previous[0]) {
+            (Value::Str(a), Value::Str(b)) => assert!(Arc::ptr_eq(a, b), "equal string is shared"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let truncated = &buf[..buf.len() - 3];
+        assert!(decode_values_prefix_sharing(truncated, &previous).is_err());
     }
 
     #[test]

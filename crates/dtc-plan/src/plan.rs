@@ -86,6 +86,60 @@ pub enum CExpr {
     },
 }
 
+impl CExpr {
+    /// Calls `f` on this expression and every expression inside it.
+    pub fn visit(&self, f: &mut dyn FnMut(&CExpr)) {
+        f(self);
+        match self {
+            CExpr::Const(_) | CExpr::Load(_) | CExpr::Local(_) => {}
+            CExpr::List(items)
+            | CExpr::Tuple(items)
+            | CExpr::Set(items)
+            | CExpr::Call(_, items) => items.iter().for_each(|e| e.visit(f)),
+            CExpr::Dict(pairs) => pairs.iter().for_each(|(k, v)| {
+                k.visit(f);
+                v.visit(f);
+            }),
+            CExpr::Neg(e) | CExpr::Pos(e) | CExpr::Not(e) | CExpr::Attr(e, _) => e.visit(f),
+            CExpr::Binary(_, a, b) | CExpr::And(a, b) | CExpr::Or(a, b) | CExpr::Index(a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            CExpr::Compare(first, rest) => {
+                first.visit(f);
+                rest.iter().for_each(|(_, e)| e.visit(f));
+            }
+            CExpr::IfElse { cond, body, orelse } => {
+                cond.visit(f);
+                body.visit(f);
+                orelse.visit(f);
+            }
+            CExpr::Slice {
+                value,
+                lower,
+                upper,
+                step,
+            } => {
+                value.visit(f);
+                for e in [lower, upper, step].into_iter().flatten() {
+                    e.visit(f);
+                }
+            }
+            CExpr::Method(receiver, _, args) => {
+                receiver.visit(f);
+                args.iter().for_each(|e| e.visit(f));
+            }
+            CExpr::ListComp { elt, generators } => {
+                elt.visit(f);
+                for g in generators {
+                    g.iter.visit(f);
+                    g.ifs.iter().for_each(|e| e.visit(f));
+                }
+            }
+        }
+    }
+}
+
 /// One `for` clause of a comprehension.
 ///
 /// Locals are one stack per expression, numbered in binding order: a generator's targets take
@@ -332,6 +386,33 @@ pub struct StreamingPlan {
     pub stores: Vec<StorePlan>,
     /// `<aggregate>.<field>` for every field and dimension, indexed by `FieldPlan::error_id`.
     pub field_names: Vec<String>,
+}
+
+impl StreamingPlan {
+    /// For each of [`StreamingPlan::source_paths`], whether an aggregate reads it. Paths read
+    /// only by `Identity`, `Time` and the transform's `When` are needed at admission and not
+    /// after, so the batch path need not carry them through its sort.
+    pub fn paths_read_by_aggregates(&self) -> Vec<bool> {
+        let mut read = vec![false; self.source_paths.len()];
+        let mut mark = |e: &CExpr| {
+            if let CExpr::Load(Slot::SourcePath(i)) = e
+                && let Some(r) = read.get_mut(*i as usize)
+            {
+                *r = true;
+            }
+        };
+        for agg in &self.aggregates {
+            let fields = agg.dimensions.iter().chain(&agg.fields);
+            let exprs = agg
+                .when
+                .iter()
+                .chain(fields.flat_map(|f| std::iter::once(&f.value).chain(&f.when)));
+            for e in exprs {
+                e.visit(&mut mark);
+            }
+        }
+        read
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

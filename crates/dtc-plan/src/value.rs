@@ -69,7 +69,7 @@ impl PartialEq for Value {
         use Value::*;
         match (self, other) {
             (Null, Null) => true,
-            (Str(a), Str(b)) => a == b,
+            (Str(a), Str(b)) => Arc::ptr_eq(a, b) || a == b,
             (DateTime(a), DateTime(b)) => a == b,
             (TimeDelta(a), TimeDelta(b)) => a == b,
             (List(a), List(b)) | (Tuple(a), Tuple(b)) => a == b,

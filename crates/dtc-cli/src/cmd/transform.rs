@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use dtc_engine::batch::{BatchConfig, Pushed, StreamingBatch, view_of_state, window_over_store};
 use dtc_engine::error::Fault;
+use dtc_engine::sort::IdentityOrder;
 use dtc_engine::streaming::StreamingOperator;
 use dtc_engine::window::WindowOperator;
 use dtc_io::sink::{
@@ -315,9 +316,17 @@ fn streaming_run(
         sort_budget_bytes: args.sort_memory_mb.max(1) << 20,
         spill_dir: args.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
         write_batch_records: args.write_batch.max(1),
+        // Blurr printed identities in the order they first appeared; everything else follows
+        // the store's key order, as a run over stored blocks does.
+        identity_order: if args.format == Some(OutputFormat::Blurr) {
+            IdentityOrder::FirstAppearance
+        } else {
+            IdentityOrder::Name
+        },
     };
     let mut batch = StreamingBatch::new(streaming.clone(), config).map_err(run_err)?;
     let extractor = Extractor::new(&streaming.source_paths, streaming.needs_whole_source);
+    let mut values = Vec::with_capacity(extractor.output_len());
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let (mut lines, mut filtered) = (0u64, 0u64);
     // Blurr's text output reported bad records on stderr; keep that for `--format blurr`.
@@ -359,7 +368,6 @@ fn streaming_run(
             last_line = line.number;
             lines += 1;
             progress.tick(lines);
-            let mut values = Vec::with_capacity(extractor.output_len());
             let extracted = if line.truncated {
                 Err(dtc_io::Rejection::new(
                     dtc_io::RejectReason::LineTooLong,
@@ -384,7 +392,7 @@ fn streaming_run(
             } else {
                 None
             };
-            match batch.push(values, whole).map_err(run_err)? {
+            match batch.push(&mut values, whole).map_err(run_err)? {
                 Pushed::Accepted => {}
                 Pushed::Filtered => filtered += 1,
                 Pushed::Rejected { reason, detail } => {

@@ -829,3 +829,31 @@ fn attributes_of_values() {
         CExpr::Attr(_, Attribute::Key(k)) if &**k == "a"
     ));
 }
+
+#[test]
+fn paths_read_only_at_admission_are_not_read_by_aggregates() {
+    let spec = streaming_with(
+        "Identity: source.user_id\nTime: parse_time(source.event_time)\nWhen: source.kind != 'test'",
+        "  - Type: Block\n    Name: session\n    When: source.event_id == 'start'\n    Dimensions:\n      - Name: session_id\n        Value: source.session_id\n    Fields:\n      - Name: level\n        When: source.level != None\n        Value: '[x for x in source.items if x != source.skip]'\n",
+    );
+    let catalog = compiled(&[&spec]);
+    let plan = only_streaming(&catalog);
+    let read = plan.paths_read_by_aggregates();
+    let read_by_aggregates = |path: &[&str]| read.get(path_index(plan, path) as usize).copied();
+    for admission_only in [&["user_id"][..], &["event_time"], &["kind"]] {
+        assert_eq!(
+            read_by_aggregates(admission_only),
+            Some(false),
+            "{admission_only:?}"
+        );
+    }
+    for used in [
+        &["event_id"][..],
+        &["session_id"],
+        &["level"],
+        &["items"],
+        &["skip"],
+    ] {
+        assert_eq!(read_by_aggregates(used), Some(true), "{used:?}");
+    }
+}

@@ -271,7 +271,23 @@ impl Evaluator {
 
     /// A `When`: true only if the expression evaluates without error to a truthy value.
     pub fn eval_bool<S: Scope + ?Sized>(&mut self, expr: &CExpr, scope: &S) -> bool {
-        self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v))
+        match expr {
+            // `a and b` is truthy exactly when both are, and fails when the first operand that
+            // is evaluated fails; either way the `When` is false.
+            CExpr::And(a, b) => self.eval_bool(a, scope) && self.eval_bool(b, scope),
+            // The usual `When`: `source.x == 'literal'`, compared in place (`==` on a loaded
+            // value and a constant cannot fail).
+            CExpr::Compare(first, rest) => match (&**first, rest.as_slice()) {
+                (CExpr::Load(slot), [(op @ (CmpOp::Eq | CmpOp::NotEq), CExpr::Const(c))]) => {
+                    match scope.load_ref(*slot) {
+                        Some(v) => (v == c) == (*op == CmpOp::Eq),
+                        None => (scope.load(*slot) == *c) == (*op == CmpOp::Eq),
+                    }
+                }
+                _ => self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v)),
+            },
+            _ => self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v)),
+        }
     }
 
     /// Like [`Evaluator::eval`], but constants and values the scope holds are borrowed, not
@@ -444,6 +460,51 @@ mod tests {
         fn load(&self, _slot: Slot) -> Value {
             self.loads.set(self.loads.get() + 1);
             self.value.clone()
+        }
+    }
+
+    /// Slot `SourcePath(i)` holds `values[i]`, borrowed; every other slot is null.
+    struct SourceScope(Vec<Value>);
+
+    impl Scope for SourceScope {
+        fn load(&self, slot: Slot) -> Value {
+            self.load_ref(slot).cloned().unwrap_or(Value::Null)
+        }
+
+        fn load_ref(&self, slot: Slot) -> Option<&Value> {
+            match slot {
+                Slot::SourcePath(i) => self.0.get(i as usize),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn when_shortcuts_agree_with_truthiness_of_the_value() {
+        let path = |i| CExpr::Load(Slot::SourcePath(i));
+        let scope = SourceScope(vec![Value::str("game_end"), Value::Int(1), Value::Null]);
+        let failing = bin(BinOp::Div, int(1), int(0));
+        let cases = [
+            cmp(CmpOp::Eq, path(0), s("game_end")),
+            cmp(CmpOp::Eq, path(0), s("game_start")),
+            cmp(CmpOp::NotEq, path(0), s("game_end")),
+            cmp(CmpOp::NotEq, path(2), null()),
+            cmp(CmpOp::Eq, path(1), c(Value::Float(1.0))),
+            cmp(CmpOp::Eq, path(1), tru()),
+            cmp(CmpOp::Eq, CExpr::Load(Slot::Time), null()),
+            CExpr::And(
+                Box::new(cmp(CmpOp::Eq, path(0), s("game_end"))),
+                Box::new(path(1)),
+            ),
+            CExpr::And(Box::new(path(2)), Box::new(failing.clone())),
+            CExpr::And(Box::new(path(1)), Box::new(failing.clone())),
+            CExpr::And(Box::new(failing.clone()), Box::new(path(1))),
+            CExpr::Or(Box::new(failing), Box::new(path(1))),
+        ];
+        let mut ev = Evaluator::new(Dialect::Native);
+        for e in &cases {
+            let expected = ev.eval(e, &scope).is_ok_and(|v| truthy(&v));
+            assert_eq!(ev.eval_bool(e, &scope), expected, "{e:?}");
         }
     }
 
