@@ -30,9 +30,12 @@ cargo build --release -p dtc-cli >&2
 dtc="$CARGO_TARGET_DIR/release/dtc"
 specs="$root/dtc-specs/offer-ai/blurr"
 
-# Runs a command pinned to core 0; prints "seconds max_rss_kb".
+# Runs a command pinned to core 0; prints "seconds max_rss_kb". The events file is read once
+# first: the kernel may have dropped it from the page cache since the last run (these machines
+# reclaim cold cache pages), and neither tool should pay for the disk read the other was spared.
 measure() {
   local log
+  cat "$events" > /dev/null
   log=$(mktemp)
   taskset -c 0 /usr/bin/time -f '%e %M' -o "$log" "$@" > /dev/null
   cat "$log"

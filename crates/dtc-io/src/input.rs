@@ -593,12 +593,7 @@ mod tests {
 
     #[test]
     fn lines_spanning_buffer_refills_are_joined() {
-        let data = b"first line\nsecond\n".to_vec();
-        let reader = LineReader::new(
-            Arc::from("small"),
-            Box::new(BufReader::with_capacity(3, Cursor::new(data))),
-        );
-        let lines = collect(reader);
+        let lines = collect(reader_with_capacity(3, b"first line\nsecond\n"));
         assert_eq!(lines[0].1, b"first line");
         assert_eq!(lines[1].1, b"second");
     }
