@@ -170,18 +170,17 @@ impl StreamingBatch {
         let mut sorted = sorter.finish()?;
         let mut pending: Vec<StoredRecord> = Vec::new();
         let mut done = 0u64;
-        while let Some((identity, events)) = sorted.next_identity()? {
+        while let Some(identity) = sorted.next_identity() {
             let stored = store.load_identity(&identity)?;
             let mut state = operator.load_state(identity, stored);
             done += 1;
             if done <= already_done {
                 // Written by a crashed run with this input: its stored state is final.
+                sorted.for_each_event(|_| {})?;
                 on_identity(&operator, &state)?;
                 continue;
             }
-            for event in &events {
-                operator.apply(&mut state, event);
-            }
+            sorted.for_each_event(|event| operator.apply(&mut state, event))?;
             summary.identities += 1;
             pending.extend(state.dirty_records(operator.plan()));
             if pending.len() >= config.write_batch_records {

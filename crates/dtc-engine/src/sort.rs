@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use dtc_plan::codec;
-use dtc_plan::value::Value;
 
 use crate::error::EngineError;
 use crate::event::Event;
@@ -110,9 +109,6 @@ pub enum IdentityOrder {
 
 /// (identity id, time, input order); sorted with the id replaced by its rank.
 type Key = (u32, i64, u64);
-
-/// One identity and its events in (time, input order).
-pub type IdentityEvents = (Arc<str>, Vec<Event>);
 
 fn key(id: u32, e: &Event) -> Key {
     (id, e.time.timestamp_micros(), e.seq)
@@ -263,14 +259,12 @@ impl EventSorter {
                 reader: BufReader::with_capacity(1 << 16, file),
                 path: path.clone(),
                 buf: Vec::new(),
-                previous: Vec::new(),
             });
         }
         sources.push(Source::Memory {
             arena: std::mem::take(&mut self.arena),
             index: std::mem::take(&mut self.index).into_iter(),
             path: self.spill_dir.path().to_path_buf(),
-            previous: Vec::new(),
         });
         let mut merged = SortedEvents {
             heap: BinaryHeap::new(),
@@ -294,40 +288,22 @@ enum Source {
         index: std::vec::IntoIter<(Key, Span)>,
         /// Named in errors (the buffer stands for a run that was not spilled).
         path: PathBuf,
-        /// The values of the event decoded last, whose strings the next event may share.
-        previous: Vec<Value>,
     },
     Run {
         reader: BufReader<File>,
         path: PathBuf,
         buf: Vec<u8>,
-        previous: Vec<Value>,
     },
 }
 
 impl Source {
-    fn next(&mut self) -> Result<Option<(u32, Event)>, EngineError> {
-        let decoded = self.decode_next()?;
-        if let Some((_, event)) = &decoded {
-            match self {
-                Source::Memory { previous, .. } | Source::Run { previous, .. } => {
-                    previous.clone_from(&event.values)
-                }
-            }
-        }
-        Ok(decoded)
-    }
-
-    fn decode_next(&mut self) -> Result<Option<(u32, Event)>, EngineError> {
-        match self {
-            Source::Memory {
-                arena,
-                index,
-                path,
-                previous,
-            } => {
+    /// Decodes the source's next event into `head` (reusing the event there); `false` at the
+    /// end of the source.
+    fn next_into(&mut self, head: &mut Option<(u32, Event)>) -> Result<bool, EngineError> {
+        let (bytes, path) = match self {
+            Source::Memory { arena, index, path } => {
                 let Some((_, span)) = index.next() else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 // The index is in key order, the arena in arrival order: each event is a cache
                 // miss unless it is fetched ahead while the events before it are applied.
@@ -337,23 +313,13 @@ impl Source {
                 let bytes = arena
                     .get(span.start..span.start + span.len as usize)
                     .unwrap_or_default();
-                decode_event(bytes, previous).map(Some).map_err(|detail| {
-                    EngineError::SpillCorrupt {
-                        path: path.clone(),
-                        detail,
-                    }
-                })
+                (bytes, &*path)
             }
-            Source::Run {
-                reader,
-                path,
-                buf,
-                previous,
-            } => {
+            Source::Run { reader, path, buf } => {
                 let mut len = [0u8; 4];
                 match reader.read_exact(&mut len) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
                     Err(source) => {
                         return Err(EngineError::Spill {
                             path: path.clone(),
@@ -368,14 +334,14 @@ impl Source {
                         path: path.clone(),
                         source,
                     })?;
-                decode_event(buf, previous)
-                    .map(Some)
-                    .map_err(|detail| EngineError::SpillCorrupt {
-                        path: path.clone(),
-                        detail,
-                    })
+                (&buf[..], &*path)
             }
-        }
+        };
+        decode_event_into(bytes, head).map_err(|detail| EngineError::SpillCorrupt {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        Ok(true)
     }
 }
 
@@ -395,10 +361,16 @@ fn prefetch(bytes: &[u8], at: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 fn prefetch(_bytes: &[u8], _at: usize) {}
 
-/// The merged, sorted events; [`SortedEvents::next_identity`] yields one identity at a time.
+/// The merged, sorted events, one identity at a time: [`SortedEvents::next_identity`] names
+/// it, [`SortedEvents::for_each_event`] hands over its events.
+///
+/// Each source's next event is decoded into the same place as the one before it, so a merge
+/// allocates nothing per event and most strings of an event (the identity's session, the event
+/// name) are the previous event's, kept rather than decoded again.
 pub struct SortedEvents {
     /// Ranked keys of the sources' next events.
     heap: BinaryHeap<Reverse<(Key, usize)>>,
+    /// Each source's next event; `None` once the source is exhausted.
     heads: Vec<Option<(u32, Event)>>,
     sources: Vec<Source>,
     ranks: Vec<u32>,
@@ -408,52 +380,51 @@ pub struct SortedEvents {
 
 impl SortedEvents {
     fn advance(&mut self, source: usize) -> Result<(), EngineError> {
-        let next = self.sources[source].next()?;
         if self.heads.len() <= source {
             self.heads.resize_with(source + 1, || None);
         }
-        if let Some((id, event)) = &next {
-            self.heap
-                .push(Reverse((ranked(key(*id, event), &self.ranks), source)));
+        let head = &mut self.heads[source];
+        if self.sources[source].next_into(head)? {
+            if let Some((id, event)) = head {
+                self.heap
+                    .push(Reverse((ranked(key(*id, event), &self.ranks), source)));
+            }
+        } else {
+            *head = None;
         }
-        self.heads[source] = next;
         Ok(())
     }
 
-    fn pop(&mut self) -> Result<Option<(u32, Event)>, EngineError> {
-        let Some(Reverse((_, source))) = self.heap.pop() else {
-            return Ok(None);
-        };
-        let item = self.heads[source].take();
-        self.advance(source)?;
-        Ok(item)
+    /// The rank of the next event's identity, and its source.
+    fn peek(&self) -> Option<(u32, usize)> {
+        self.heap
+            .peek()
+            .map(|Reverse(((rank, _, _), source))| (*rank, *source))
     }
 
-    /// The rank of the next event's identity.
-    fn peek_rank(&self) -> Option<u32> {
-        self.heap.peek().map(|Reverse(((rank, _, _), _))| *rank)
+    /// The identity whose events [`SortedEvents::for_each_event`] yields next; `None` once all
+    /// events were yielded.
+    pub fn next_identity(&self) -> Option<Arc<str>> {
+        let (_, source) = self.peek()?;
+        let (id, _) = self.heads.get(source)?.as_ref()?;
+        self.interner.name(*id).cloned()
     }
 
-    /// The next identity and all its events in (time, input order).
-    pub fn next_identity(&mut self) -> Result<Option<IdentityEvents>, EngineError> {
-        let Some(rank) = self.peek_rank() else {
-            return Ok(None);
+    /// Calls `f` with each event of the next identity, in (time, input order).
+    pub fn for_each_event(&mut self, mut f: impl FnMut(&Event)) -> Result<(), EngineError> {
+        let Some((rank, _)) = self.peek() else {
+            return Ok(());
         };
-        let mut id = None;
-        let mut events = Vec::new();
-        while self.peek_rank() == Some(rank) {
-            if let Some((event_id, event)) = self.pop()? {
-                id = Some(event_id);
-                events.push(event);
+        while let Some((next_rank, source)) = self.peek()
+            && next_rank == rank
+        {
+            self.heap.pop();
+            if let Some((_, event)) = &self.heads[source] {
+                f(event);
             }
+            self.advance(source)?;
         }
-        let Some(id) = id else { return Ok(None) };
-        let name = self
-            .interner
-            .name(id)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""));
-        Ok(Some((name, events)))
+        Ok(())
     }
 
     /// Distinct identities seen in the input.
@@ -479,9 +450,9 @@ fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::
     encoded
 }
 
-/// Decodes one event; strings equal to those of `previous` (the event decoded before it from the
-/// same run, usually the same identity) are shared rather than allocated.
-fn decode_event(bytes: &[u8], previous: &[Value]) -> Result<(u32, Event), String> {
+/// Decodes one event into `slot`, reusing the event there: its vector, and its strings where
+/// the new event has the same (see [`codec::decode_values_prefix_into`]).
+fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<(), String> {
     let header = 4 + 8 + 8 + 1;
     if bytes.len() < header {
         return Err(format!("record of {} bytes is too short", bytes.len()));
@@ -496,32 +467,39 @@ fn decode_event(bytes: &[u8], previous: &[Value]) -> Result<(u32, Event), String
     let seq = u64::from_le_bytes(u64b);
     let has_whole = bytes[20] == 1;
     let body = &bytes[header..];
-    let (values, used) =
-        codec::decode_values_prefix_sharing(body, previous).map_err(|e| e.to_string())?;
+    let time = DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| format!("time {micros} µs is out of range"))?;
+    let (slot_id, event) = slot.get_or_insert_with(|| {
+        (
+            id,
+            Event {
+                time,
+                seq,
+                values: Vec::new(),
+                whole: None,
+            },
+        )
+    });
+    let used =
+        codec::decode_values_prefix_into(body, &mut event.values).map_err(|e| e.to_string())?;
     let rest = &body[used..];
-    let whole = if has_whole {
+    event.whole = if has_whole {
         Some(codec::decode_value(rest).map_err(|e| e.to_string())?)
     } else if rest.is_empty() {
         None
     } else {
         return Err(format!("{} unexpected bytes after the values", rest.len()));
     };
-    let time = DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| format!("time {micros} µs is out of range"))?;
-    Ok((
-        id,
-        Event {
-            time,
-            seq,
-            values,
-            whole,
-        },
-    ))
+    *slot_id = id;
+    event.time = time;
+    event.seq = seq;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dtc_plan::value::Value;
 
     fn ev(secs: i64, seq: u64, tag: &str) -> Event {
         Event {
@@ -534,14 +512,16 @@ mod tests {
 
     fn drain(mut sorted: SortedEvents) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
-        while let Some((id, events)) = sorted.next_identity().expect("merge") {
-            let tags = events
-                .iter()
-                .map(|e| match &e.values[0] {
-                    Value::Str(s) => s.to_string(),
-                    other => format!("{other:?}"),
+        while let Some(id) = sorted.next_identity() {
+            let mut tags = Vec::new();
+            sorted
+                .for_each_event(|e| {
+                    tags.push(match &e.values[0] {
+                        Value::Str(s) => s.to_string(),
+                        other => format!("{other:?}"),
+                    })
                 })
-                .collect();
+                .expect("merge");
             out.push((id.to_string(), tags));
         }
         out
@@ -610,17 +590,22 @@ mod tests {
         let mut buf = Vec::new();
         let mut with_whole = ev(7, 3, "x");
         with_whole.whole = Some(Value::list(vec![Value::Int(1), Value::str("w")]));
-        for event in [ev(7, 3, "x"), with_whole] {
+        // Decoded into a fresh slot and into one holding another event, as the merge does.
+        let mut reused = None;
+        for event in [ev(7, 3, "x"), with_whole, ev(8, 4, "y"), ev(8, 5, "y")] {
             buf.clear();
             encode_event(9, &event, &mut buf).expect("encode");
-            assert_eq!(decode_event(&buf, &[]), Ok((9, event.clone())));
-            assert_eq!(decode_event(&buf, &event.values), Ok((9, event)));
+            let mut fresh = None;
+            decode_event_into(&buf, &mut fresh).expect("decode");
+            assert_eq!(fresh, Some((9, event.clone())));
+            decode_event_into(&buf, &mut reused).expect("decode into a used slot");
+            assert_eq!(reused, Some((9, event)));
         }
         buf.clear();
         encode_event(9, &ev(7, 3, "x"), &mut buf).expect("encode");
         buf.push(0);
         assert!(
-            decode_event(&buf, &[]).is_err(),
+            decode_event_into(&buf, &mut None).is_err(),
             "trailing bytes are corruption"
         );
     }

@@ -114,25 +114,29 @@ pub fn decode_values_prefix(bytes: &[u8]) -> Result<(Vec<Value>, usize), CodecEr
     Ok((values, d.pos))
 }
 
-/// Like [`decode_values_prefix`], but a top-level string whose bytes equal the string at the
-/// same index of `previous` shares that string instead of allocating a copy. Consecutive rows
-/// of one identity (sorted events, a block's versions) mostly repeat their strings (session id,
-/// event name, country), so this turns most string decodes into a reference-count bump.
-pub fn decode_values_prefix_sharing(
-    bytes: &[u8],
-    previous: &[Value],
-) -> Result<(Vec<Value>, usize), CodecError> {
+/// Like [`decode_values_prefix`], but decodes into `out`, reusing its allocation, and a
+/// top-level string equal to the one already at its index is left in place rather than
+/// allocated again. Rows decoded one after the other into the same vector (sorted events of
+/// one identity) mostly repeat their strings (session id, event name), so most string decodes
+/// become a comparison. On error `out` holds a mix of old and new values.
+pub fn decode_values_prefix_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<usize, CodecError> {
     let mut d = Decoder::new(bytes)?;
     let count = d.count(1)?;
-    let mut values = Vec::with_capacity(count);
+    out.truncate(count);
     for i in 0..count {
-        let value = match previous.get(i) {
-            Some(Value::Str(prev)) => d.value_sharing(prev)?,
-            _ => d.value(0)?,
-        };
-        values.push(value);
+        match out.get_mut(i) {
+            Some(slot) => {
+                if let Value::Str(prev) = slot
+                    && d.skip_equal_str(prev)?
+                {
+                    continue;
+                }
+                *slot = d.value(0)?;
+            }
+            None => out.push(d.value(0)?),
+        }
     }
-    Ok((values, d.pos))
+    Ok(d.pos)
 }
 
 /// Decodes a value written by [`encode_value`]; `bytes` must hold exactly one value.
@@ -333,21 +337,19 @@ impl<'a> Decoder<'a> {
         Ok(n as usize)
     }
 
-    /// A value; if it is a string equal to `prev`, `prev` itself (already valid UTF-8).
-    fn value_sharing(&mut self, prev: &Arc<str>) -> Result<Value, CodecError> {
-        if self.bytes.get(self.pos) == Some(&TAG_STR) {
-            let start = self.pos;
-            self.pos += 1;
-            let len = self.count(1)?;
-            if len == prev.len() {
-                let bytes = self.take(len)?;
-                if bytes == prev.as_bytes() {
-                    return Ok(Value::Str(prev.clone()));
-                }
-            }
-            self.pos = start;
+    /// Moves past the next value if it is a string equal to `prev`; otherwise stays put.
+    fn skip_equal_str(&mut self, prev: &str) -> Result<bool, CodecError> {
+        if self.bytes.get(self.pos) != Some(&TAG_STR) {
+            return Ok(false);
         }
-        self.value(0)
+        let start = self.pos;
+        self.pos += 1;
+        let len = self.count(1)?;
+        if len == prev.len() && self.take(len)? == prev.as_bytes() {
+            return Ok(true);
+        }
+        self.pos = start;
+        Ok(false)
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, CodecError> {
@@ -577,31 +579,42 @@ mod tests {
     }
 
     #[test]
-    fn sharing_decode_reuses_equal_strings_and_decodes_the_rest_alike() {
-        let previous = vec![
-            Value::str("game_start"),
-            Value::str("other"),
-            Value::Int(1),
-            Value::str("x"),
+    fn decoding_into_a_vector_keeps_equal_strings_and_decodes_the_rest_alike() {
+        let rows = [
+            vec![Value::str("game_start"), Value::str("s1"), Value::Int(1)],
+            vec![
+                Value::str("game_end"),
+                Value::str("s1"),
+                Value::str("was an int"),
+            ],
+            vec![
+                Value::str("game_end"),
+                Value::Null,
+                Value::Int(7),
+                Value::str("longer row"),
+            ],
+            vec![Value::str("game_end")],
         ];
-        let row = vec![
-            Value::str("game_start"),
-            Value::str("changed"),
-            Value::str("was an int"),
-            Value::Int(7),
-            Value::str("beyond previous"),
-        ];
-        let mut buf = Vec::new();
-        encode_values(&row, &mut buf).expect("encode");
-        let (shared, used) = decode_values_prefix_sharing(&buf, &previous).expect("decode");
-        assert_eq!(used, buf.len());
-        assert_eq!(shared, decode_values(&buf).expect("plain decode"));
-        match (&shared[0], &previous[0]) {
-            (Value::Str(a), Value::Str(b)) => assert!(Arc::ptr_eq(a, b), "equal string is shared"),
-            other => panic!("unexpected {other:?}"),
+        let mut out = Vec::new();
+        let mut before: Vec<Value> = Vec::new();
+        for row in &rows {
+            let mut buf = Vec::new();
+            encode_values(row, &mut buf).expect("encode");
+            let used = decode_values_prefix_into(&buf, &mut out).expect("decode");
+            assert_eq!(used, buf.len());
+            assert_eq!(&out, row);
+            assert_eq!(out, decode_values(&buf).expect("plain decode"));
+            let kept = |i: usize| match (before.get(i), out.get(i)) {
+                (Some(Value::Str(a)), Some(Value::Str(b))) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if before.len() > 1 && before.get(1) == row.get(1) {
+                assert!(kept(1), "an equal string stays in place");
+            }
+            before = out.clone();
+            let truncated = &buf[..buf.len() - 1];
+            assert!(decode_values_prefix_into(truncated, &mut out.clone()).is_err());
         }
-        let truncated = &buf[..buf.len() - 3];
-        assert!(decode_values_prefix_sharing(truncated, &previous).is_err());
     }
 
     #[test]
