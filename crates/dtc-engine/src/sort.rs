@@ -9,8 +9,9 @@
 //!
 //! Memory: while reading, the buffer budget (events encoded, see [`EventSorter`]); while
 //! merging, the unspilled buffer only if nothing was spilled (so at most the budget), else one
-//! decoded event and a read buffer per run; in both, the events of the identity being processed
-//! and the identity table (one entry per distinct identity).
+//! decoded event and a read buffer per run (events are handed over as they leave the merge, so
+//! not even one identity's events are held together); in both, the identity table (one entry
+//! per distinct identity).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
