@@ -29,8 +29,8 @@ pub const FILE_NAME: &str = "blocks.redb";
 const CACHE_BYTES: usize = 256 << 20;
 
 /// How long written batches may stay not yet durable. A durable commit waits for the disk
-/// (fsync) and writes the tree's dirty pages; a batch run writes a batch every few milliseconds,
-/// so making each one durable on its own costs more than its inserts.
+/// (fsync); a batch run writes a batch every few milliseconds, and waiting for each of them
+/// would cost more than their inserts.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A crash-safe single-file store on redb. Each [`BlockStore::write`] is one redb transaction:
@@ -97,8 +97,8 @@ impl EmbeddedStore {
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let (mut deletes, mut puts) = encoding::encode_batch(batch)?;
         // In key order the B-tree inserts walk the tree once from left to right instead of
-        // landing on random pages (a batch holds many identities, in first-appearance order).
-        // Stable, so two writes of one key in a batch keep their order.
+        // landing on random pages (a caller may send identities in any order, and an identity's
+        // records in creation order). Stable, so two writes of one key keep their order.
         deletes.sort_by(|a, b| a.bytes.cmp(&b.bytes));
         puts.sort_by(|a, b| a.0.bytes.cmp(&b.0.bytes));
         let mut durability = self.durability_state();
