@@ -124,7 +124,7 @@ fn ranked((id, time, seq): Key, ranks: &[u32]) -> Key {
     )
 }
 
-/// Sorts events by identity (first appearance), time and input order.
+/// Sorts events by identity (in an [`IdentityOrder`]), time and input order.
 ///
 /// Buffered events are kept encoded, back to back in one byte arena (the spill format), with a
 /// small index entry each: a few large allocations instead of a vector and strings per event,
@@ -207,13 +207,12 @@ impl EventSorter {
 
     /// Sorts the buffer in output order. Ranks among the identities seen so far order them as
     /// the final ranks do, so runs spilled at different times merge consistently.
-    fn sort_buffer(&mut self) {
-        let ranks = self.interner.ranks(self.order);
-        self.index.sort_unstable_by_key(|(k, _)| ranked(*k, &ranks));
+    fn sort_buffer(&mut self, ranks: &[u32]) {
+        self.index.sort_unstable_by_key(|(k, _)| ranked(*k, ranks));
     }
 
     fn spill(&mut self) -> Result<(), EngineError> {
-        self.sort_buffer();
+        self.sort_buffer(&self.interner.ranks(self.order));
         let path = self
             .spill_dir
             .path()
@@ -249,7 +248,8 @@ impl EventSorter {
             self.arena = Vec::new();
             self.index = Vec::new();
         }
-        self.sort_buffer();
+        let ranks = self.interner.ranks(self.order);
+        self.sort_buffer(&ranks);
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for path in &self.runs {
             let file = File::open(path).map_err(|source| EngineError::Spill {
@@ -269,9 +269,9 @@ impl EventSorter {
         });
         let mut merged = SortedEvents {
             heap: BinaryHeap::new(),
-            heads: Vec::new(),
+            heads: sources.iter().map(|_| None).collect(),
             sources,
-            ranks: self.interner.ranks(self.order),
+            ranks,
             interner: self.interner,
             _spill_dir: self.spill_dir,
         };
@@ -381,9 +381,6 @@ pub struct SortedEvents {
 
 impl SortedEvents {
     fn advance(&mut self, source: usize) -> Result<(), EngineError> {
-        if self.heads.len() <= source {
-            self.heads.resize_with(source + 1, || None);
-        }
         let head = &mut self.heads[source];
         if self.sources[source].next_into(head)? {
             if let Some((id, event)) = head {

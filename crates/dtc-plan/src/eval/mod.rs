@@ -271,23 +271,21 @@ impl Evaluator {
 
     /// A `When`: true only if the expression evaluates without error to a truthy value.
     pub fn eval_bool<S: Scope + ?Sized>(&mut self, expr: &CExpr, scope: &S) -> bool {
-        match expr {
-            // `a and b` is truthy exactly when both are, and fails when the first operand that
-            // is evaluated fails; either way the `When` is false.
-            CExpr::And(a, b) => self.eval_bool(a, scope) && self.eval_bool(b, scope),
-            // The usual `When`: `source.x == 'literal'`, compared in place (`==` on a loaded
-            // value and a constant cannot fail).
-            CExpr::Compare(first, rest) => match (&**first, rest.as_slice()) {
-                (CExpr::Load(slot), [(op @ (CmpOp::Eq | CmpOp::NotEq), CExpr::Const(c))]) => {
-                    match scope.load_ref(*slot) {
-                        Some(v) => (v == c) == (*op == CmpOp::Eq),
-                        None => (scope.load(*slot) == *c) == (*op == CmpOp::Eq),
-                    }
-                }
-                _ => self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v)),
-            },
-            _ => self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v)),
+        // `a and b` is truthy exactly when both are, and fails when the first operand that is
+        // evaluated fails; either way the `When` is false.
+        if let CExpr::And(a, b) = expr {
+            return self.eval_bool(a, scope) && self.eval_bool(b, scope);
         }
+        // The usual `When`, `source.x == 'literal'`, compared in place: `==` on a loaded value
+        // and a constant cannot fail.
+        if let Some((slot, equal, c)) = load_compared_to_const(expr) {
+            let is_equal = match scope.load_ref(slot) {
+                Some(v) => v == c,
+                None => scope.load(slot) == *c,
+            };
+            return is_equal == equal;
+        }
+        self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v))
     }
 
     /// Like [`Evaluator::eval`], but constants and values the scope holds are borrowed, not
@@ -420,6 +418,19 @@ impl Evaluator {
         }
         self.locals[first..first + targets].clone_from_slice(&parts);
         Ok(())
+    }
+}
+
+/// `load == const` as (slot, true, const) and `load != const` as (slot, false, const).
+fn load_compared_to_const(expr: &CExpr) -> Option<(Slot, bool, &Value)> {
+    let CExpr::Compare(first, rest) = expr else {
+        return None;
+    };
+    match (&**first, rest.as_slice()) {
+        (CExpr::Load(slot), [(op @ (CmpOp::Eq | CmpOp::NotEq), CExpr::Const(c))]) => {
+            Some((*slot, *op == CmpOp::Eq, c))
+        }
+        _ => None,
     }
 }
 
