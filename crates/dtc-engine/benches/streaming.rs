@@ -89,7 +89,9 @@ fn bench(c: &mut Criterion) {
         .zip(1..)
         .filter_map(
             |(values, seq)| match admitter.admit(values.clone(), None, seq) {
-                Admission::Accepted { identity, event } => Some((identity, event)),
+                Admission::Accepted { identity, event } => {
+                    Some((Arc::from(identity.as_str()), event))
+                }
                 _ => None,
             },
         )

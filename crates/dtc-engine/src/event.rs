@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use dtc_plan::eval::{Evaluator, Scope};
 use dtc_plan::plan::{Slot, StreamingPlan};
-use dtc_plan::value::Value;
+use dtc_plan::value::{Str, Value};
 
 pub use dtc_io::RejectReason;
 
@@ -26,7 +26,7 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
     Accepted {
-        identity: Arc<str>,
+        identity: Str,
         event: Event,
     },
     Filtered,
@@ -48,7 +48,7 @@ pub struct Admitter {
 struct RawScope<'a> {
     values: &'a [Value],
     whole: Option<&'a Value>,
-    identity: Option<&'a Arc<str>>,
+    identity: Option<&'a Str>,
     time: Option<DateTime<Utc>>,
 }
 
@@ -102,13 +102,13 @@ impl Admitter {
             identity: None,
             time: None,
         };
-        let identity: Arc<str> = match self.evaluator.eval(&self.plan.identity, &scope) {
+        let identity: Str = match self.evaluator.eval(&self.plan.identity, &scope) {
             Ok(Value::Null) => return reject(RejectReason::MissingIdentity, "identity is null"),
             Ok(Value::Str(s)) if s.is_empty() => {
                 return reject(RejectReason::EmptyIdentity, "identity is an empty string");
             }
             Ok(Value::Str(s)) => s,
-            Ok(Value::Int(i)) => Arc::from(i.to_string()),
+            Ok(Value::Int(i)) => Str::from(i.to_string()),
             Ok(other) => {
                 return reject(
                     RejectReason::BadIdentity,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use dtc_plan::codec;
+use dtc_plan::value::Str;
 
 use crate::error::EngineError;
 use crate::event::Event;
@@ -30,45 +31,20 @@ use crate::event::Event;
 #[derive(Debug, Default)]
 pub struct Interner {
     /// Looked up once per event, so: foldhash (randomly seeded, several times faster than
-    /// SipHash on short keys), and short names stored in the table itself, so that a lookup
-    /// touches the table's memory and not also a string elsewhere on the heap.
-    ids: foldhash::HashMap<NameKey, u32>,
+    /// SipHash on short keys), and [`Str`] keys, which hold short names in the table itself, so
+    /// that a lookup touches the table's memory and not also a string elsewhere on the heap.
+    ids: foldhash::HashMap<Str, u32>,
     names: Vec<Arc<str>>,
 }
 
-/// An identity name as a hash key: inline up to [`INLINE_NAME`] bytes, else shared.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum NameKey {
-    Inline { len: u8, bytes: [u8; INLINE_NAME] },
-    Shared(Arc<str>),
-}
-
-const INLINE_NAME: usize = 22;
-
-impl NameKey {
-    /// Whether a name is inline depends on its length only, so equal names give equal keys.
-    fn of(name: &Arc<str>) -> NameKey {
-        let raw = name.as_bytes();
-        match u8::try_from(raw.len()) {
-            Ok(len) if raw.len() <= INLINE_NAME => {
-                let mut bytes = [0; INLINE_NAME];
-                bytes[..raw.len()].copy_from_slice(raw);
-                NameKey::Inline { len, bytes }
-            }
-            _ => NameKey::Shared(name.clone()),
-        }
-    }
-}
-
 impl Interner {
-    pub fn intern(&mut self, name: &Arc<str>) -> u32 {
-        let key = NameKey::of(name);
-        if let Some(&id) = self.ids.get(&key) {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
             return id;
         }
         let id = self.names.len() as u32;
-        self.ids.insert(key, id);
-        self.names.push(name.clone());
+        self.ids.insert(Str::from(name), id);
+        self.names.push(Arc::from(name));
         id
     }
 
@@ -108,7 +84,7 @@ pub enum IdentityOrder {
     FirstAppearance,
 }
 
-/// (identity id, time, input order); sorted with the id replaced by its rank.
+/// The merge order: (identity id, time, input order), compared with the id replaced by its rank.
 type Key = (u32, i64, u64);
 
 fn key(id: u32, e: &Event) -> Key {
@@ -130,23 +106,36 @@ fn ranked((id, time, seq): Key, ranks: &[u32]) -> Key {
 /// small index entry each: a few large allocations instead of a vector and strings per event,
 /// so the budget is what the buffer really takes, more events fit before a spill, and freeing
 /// a spilled buffer leaves no fragmented heap behind.
+///
+/// An index entry has no input order: the arena is in input order, so an entry's offset breaks
+/// ties within a buffer, and between sorted runs the earlier run holds the earlier input (the
+/// merge breaks ties by the events' own `seq`).
 pub struct EventSorter {
     budget_bytes: usize,
     arena: Vec<u8>,
-    /// Each event's sort key (computed once rather than per comparison) and its bytes in
-    /// `arena`.
-    index: Vec<(Key, Span)>,
+    index: Vec<Entry>,
     spill_dir: tempfile::TempDir,
     runs: Vec<PathBuf>,
     interner: Interner,
     order: IdentityOrder,
 }
 
-/// Where one encoded event lies in the arena.
+/// One buffered event: the identity (its id until the buffer is sorted, then its rank), the
+/// time, and where its bytes lie in the arena.
 #[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
+struct Entry {
+    identity: u32,
     len: u32,
+    time: i64,
+    start: usize,
+}
+
+impl Entry {
+    fn bytes<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        arena
+            .get(self.start..self.start + self.len as usize)
+            .unwrap_or_default()
+    }
 }
 
 impl EventSorter {
@@ -175,7 +164,7 @@ impl EventSorter {
         })
     }
 
-    pub fn push(&mut self, identity: &Arc<str>, event: &Event) -> Result<(), EngineError> {
+    pub fn push(&mut self, identity: &str, event: &Event) -> Result<(), EngineError> {
         let id = self.interner.intern(identity);
         let start = self.arena.len();
         encode_event(id, event, &mut self.arena).map_err(|e| EngineError::SpillCorrupt {
@@ -189,7 +178,12 @@ impl EventSorter {
                 detail: "an event is larger than 4 GiB encoded".into(),
             }
         })?;
-        self.index.push((key(id, event), Span { start, len }));
+        self.index.push(Entry {
+            identity: id,
+            len,
+            time: event.time.timestamp_micros(),
+            start,
+        });
         if self.buffered_bytes() >= self.budget_bytes {
             self.spill()?;
         }
@@ -197,7 +191,7 @@ impl EventSorter {
     }
 
     fn buffered_bytes(&self) -> usize {
-        self.arena.len() + self.index.len() * std::mem::size_of::<(Key, Span)>()
+        self.arena.len() + self.index.len() * std::mem::size_of::<Entry>()
     }
 
     /// Sorted runs written so far.
@@ -208,7 +202,14 @@ impl EventSorter {
     /// Sorts the buffer in output order. Ranks among the identities seen so far order them as
     /// the final ranks do, so runs spilled at different times merge consistently.
     fn sort_buffer(&mut self, ranks: &[u32]) {
-        self.index.sort_unstable_by_key(|(k, _)| ranked(*k, ranks));
+        for entry in &mut self.index {
+            entry.identity = ranks
+                .get(entry.identity as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
+        }
+        self.index
+            .sort_unstable_by_key(|e| (e.identity, e.time, e.start));
     }
 
     fn spill(&mut self) -> Result<(), EngineError> {
@@ -223,9 +224,13 @@ impl EventSorter {
         };
         let file = File::create(&path).map_err(io_err)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        for (_, span) in &self.index {
-            let bytes = &self.arena[span.start..span.start + span.len as usize];
-            out.write_all(&span.len.to_le_bytes())
+        for (i, entry) in self.index.iter().enumerate() {
+            // In key order the events are scattered over the arena (see `Source::next_into`).
+            if let Some(ahead) = self.index.get(i + PREFETCH_DISTANCE) {
+                prefetch(&self.arena, ahead.start);
+            }
+            let bytes = entry.bytes(&self.arena);
+            out.write_all(&entry.len.to_le_bytes())
                 .and_then(|_| out.write_all(bytes))
                 .map_err(io_err)?;
         }
@@ -286,7 +291,7 @@ enum Source {
     /// The events still buffered at the end, decoded one at a time.
     Memory {
         arena: Vec<u8>,
-        index: std::vec::IntoIter<(Key, Span)>,
+        index: std::vec::IntoIter<Entry>,
         /// Named in errors (the buffer stands for a run that was not spilled).
         path: PathBuf,
     },
@@ -303,18 +308,15 @@ impl Source {
     fn next_into(&mut self, head: &mut Option<(u32, Event)>) -> Result<bool, EngineError> {
         let (bytes, path) = match self {
             Source::Memory { arena, index, path } => {
-                let Some((_, span)) = index.next() else {
+                let Some(entry) = index.next() else {
                     return Ok(false);
                 };
                 // The index is in key order, the arena in arrival order: each event is a cache
                 // miss unless it is fetched ahead while the events before it are applied.
-                if let Some((_, ahead)) = index.as_slice().get(PREFETCH_DISTANCE) {
+                if let Some(ahead) = index.as_slice().get(PREFETCH_DISTANCE) {
                     prefetch(arena, ahead.start);
                 }
-                let bytes = arena
-                    .get(span.start..span.start + span.len as usize)
-                    .unwrap_or_default();
-                (bytes, &*path)
+                (entry.bytes(arena), &*path)
             }
             Source::Run { reader, path, buf } => {
                 let mut len = [0u8; 4];
@@ -528,15 +530,13 @@ mod tests {
     fn run(budget: usize, order: IdentityOrder) -> (Vec<(String, Vec<String>)>, usize) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sorter = EventSorter::new(budget, dir.path(), order).expect("sorter");
-        let a: Arc<str> = Arc::from("a");
-        let b: Arc<str> = Arc::from("b");
         let input = [
-            (&b, ev(10, 0, "b10")),
-            (&a, ev(30, 1, "a30")),
-            (&a, ev(10, 2, "a10-first")),
-            (&b, ev(5, 3, "b5")),
-            (&a, ev(10, 4, "a10-second")),
-            (&a, ev(20, 5, "a20")),
+            ("b", ev(10, 0, "b10")),
+            ("a", ev(30, 1, "a30")),
+            ("a", ev(10, 2, "a10-first")),
+            ("b", ev(5, 3, "b5")),
+            ("a", ev(10, 4, "a10-second")),
+            ("a", ev(20, 5, "a20")),
         ];
         for (id, e) in input {
             sorter.push(id, &e).expect("push");
@@ -557,14 +557,12 @@ mod tests {
     #[test]
     fn interner_numbers_short_and_long_names_alike() {
         let mut interner = Interner::default();
-        let long = "x".repeat(INLINE_NAME + 1);
-        let names = ["a", "", &long, &"y".repeat(INLINE_NAME), "a\0", "a"];
-        let ids: Vec<u32> = names
-            .iter()
-            .map(|n| interner.intern(&Arc::from(*n)))
-            .collect();
+        // Around the length up to which a `Str` is inline.
+        let long = "x".repeat(24);
+        let names = ["a", "", &long, &"y".repeat(23), "a\0", "a"];
+        let ids: Vec<u32> = names.iter().map(|n| interner.intern(n)).collect();
         assert_eq!(ids, vec![0, 1, 2, 3, 4, 0]);
-        assert_eq!(interner.intern(&Arc::from(long.as_str())), 2);
+        assert_eq!(interner.intern(&long.clone()), 2);
         assert_eq!(interner.name(4).map(|n| &**n), Some("a\0"));
         assert_eq!(interner.len(), 5);
     }

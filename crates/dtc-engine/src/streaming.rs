@@ -10,7 +10,7 @@ use dtc_plan::eval::{Evaluator, Scope, convert};
 use dtc_plan::plan::{
     AggregateLayout, ColumnRole, FieldPlan, Slot, StreamAggregateKind, StreamingPlan,
 };
-use dtc_plan::value::Value;
+use dtc_plan::value::{Str, Value};
 use dtc_store::{RecordKey, RecordKind, StoredRecord};
 
 use crate::event::Event;
@@ -127,7 +127,7 @@ impl Scope for EventScope<'_> {
                 .unwrap_or(Value::Null),
             Slot::WholeSource => self.event.whole.clone().unwrap_or(Value::Null),
             Slot::Time => Value::DateTime(self.event.time),
-            Slot::Identity => Value::Str(self.state.identity.clone()),
+            Slot::Identity => Value::Str(Str::from(self.state.identity.clone())),
             Slot::Field { agg, column } => {
                 let columns = match self.state.current(agg as usize) {
                     Some(rec) => &rec.columns,
@@ -353,7 +353,7 @@ impl StreamingOperator {
         let agg = &self.plan.aggregates[ai];
         let mut columns = self.defaults[ai].clone();
         if let Some(c) = self.identity_col[ai] {
-            columns[c] = Value::Str(state.identity.clone());
+            columns[c] = Value::Str(Str::from(state.identity.clone()));
         }
         for (d, v) in agg.dimensions.iter().zip(&dims) {
             columns[d.column as usize] = v.clone();

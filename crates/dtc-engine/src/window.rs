@@ -13,7 +13,7 @@ use dtc_plan::plan::{
     ColumnRole, Dialect, Slot, StreamAggregateKind, WindowAggregateKind, WindowPlan, WindowType,
 };
 use dtc_plan::record::Row;
-use dtc_plan::value::Value;
+use dtc_plan::value::{Str, Value};
 
 use crate::stats::FieldErrors;
 use crate::streaming::role_column;
@@ -128,7 +128,7 @@ impl Scope for AnchorScope<'_, '_> {
                 .unwrap_or(Value::Null)
         };
         match slot {
-            Slot::Identity => Value::Str(self.view.identity.clone()),
+            Slot::Identity => Value::Str(Str::from(self.view.identity.clone())),
             Slot::Anchor { column } => at(self.anchor.block, column),
             Slot::Stream { agg, column } => {
                 if agg == self.plan.anchor_aggregate {
@@ -568,7 +568,7 @@ Aggregates:
         }
     }
 
-    fn s(text: impl Into<Arc<str>>) -> Value {
+    fn s(text: impl Into<Str>) -> Value {
         Value::Str(text.into())
     }
 

@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use dtc_plan::plan::SourcePath;
-use dtc_plan::value::Value;
+use dtc_plan::value::{Str, Value};
 use indexmap::IndexMap;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -183,7 +183,7 @@ impl Extractor {
         }
         let Value::Map(map) = value else { return };
         for (name, child) in &node.children {
-            if let Some(member) = map.get(&Value::Str(Arc::from(&**name))) {
+            if let Some(member) = map.get(&Value::str(name)) {
                 self.fill_from_value(*child as usize, member, out);
             }
         }
@@ -590,26 +590,26 @@ impl<'de> Visitor<'de> for JsonValue {
     }
 }
 
-/// An object key straight into an `Arc<str>` (one allocation, no intermediate `String`).
+/// An object key straight into a [`Str`] (no intermediate `String`).
 struct StrKey;
 
 impl<'de> DeserializeSeed<'de> for StrKey {
-    type Value = Arc<str>;
+    type Value = Str;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Arc<str>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Str, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for StrKey {
-    type Value = Arc<str>;
+    type Value = Str;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Arc<str>, E> {
-        Ok(Arc::from(key))
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Str, E> {
+        Ok(Str::from(key))
     }
 }
 

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use indexmap::{IndexMap, IndexSet};
 
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 /// The format version written as the first byte of every encoding.
 pub const FORMAT_VERSION: u8 = 1;
@@ -115,9 +115,9 @@ pub fn decode_values_prefix(bytes: &[u8]) -> Result<(Vec<Value>, usize), CodecEr
 }
 
 /// Like [`decode_values_prefix`], but decodes into `out`, reusing its allocation, and a
-/// top-level string equal to the one already at its index is left in place rather than
-/// allocated again. Rows decoded one after the other into the same vector (sorted events of
-/// one identity) mostly repeat their strings (session id, event name), so most string decodes
+/// top-level string equal to the one already at its index is left in place rather than built
+/// again. Rows decoded one after the other into the same vector (sorted events of one
+/// identity) mostly repeat their strings (session id, event name), so most string decodes
 /// become a comparison. On error `out` holds a mix of old and new values.
 pub fn decode_values_prefix_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<usize, CodecError> {
     let mut d = Decoder::new(bytes)?;
@@ -366,7 +366,7 @@ impl<'a> Decoder<'a> {
                 let len = self.count(1)?;
                 let bytes = self.take(len)?;
                 let s = std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))?;
-                Value::Str(Arc::from(s))
+                Value::Str(Str::from(s))
             }
             TAG_DATETIME_MICROS => {
                 let micros = i64::from_le_bytes(self.array()?);
@@ -579,14 +579,18 @@ mod tests {
     }
 
     #[test]
-    fn decoding_into_a_vector_keeps_equal_strings_and_decodes_the_rest_alike() {
+    fn decoding_into_a_vector_keeps_equal_long_strings_and_decodes_the_rest_alike() {
+        // Longer than a string kept inline, so keeping it in place saves an allocation.
+        let session = "session-0123456789abcdef-0001";
         let rows = [
-            vec![Value::str("game_start"), Value::str("s1"), Value::Int(1)],
+            vec![Value::str("game_start"), Value::str(session), Value::Int(1)],
             vec![
                 Value::str("game_end"),
-                Value::str("s1"),
+                Value::str(session),
                 Value::str("was an int"),
             ],
+            vec![Value::str("game_end"), Value::str("s1"), Value::Int(2)],
+            vec![Value::str("game_end"), Value::str("s1"), Value::Int(3)],
             vec![
                 Value::str("game_end"),
                 Value::Null,
@@ -597,6 +601,7 @@ mod tests {
         ];
         let mut out = Vec::new();
         let mut before: Vec<Value> = Vec::new();
+        let mut kept_once = false;
         for row in &rows {
             let mut buf = Vec::new();
             encode_values(row, &mut buf).expect("encode");
@@ -605,16 +610,19 @@ mod tests {
             assert_eq!(&out, row);
             assert_eq!(out, decode_values(&buf).expect("plain decode"));
             let kept = |i: usize| match (before.get(i), out.get(i)) {
-                (Some(Value::Str(a)), Some(Value::Str(b))) => Arc::ptr_eq(a, b),
+                (Some(Value::Str(a)), Some(Value::Str(b))) => std::ptr::eq(a.as_str(), b.as_str()),
                 _ => false,
             };
-            if before.len() > 1 && before.get(1) == row.get(1) {
-                assert!(kept(1), "an equal string stays in place");
+            let long = matches!(row.get(1), Some(Value::Str(s)) if s.is_heap_allocated());
+            if long && before.len() > 1 && before.get(1) == row.get(1) {
+                assert!(kept(1), "an equal long string stays in place");
+                kept_once = true;
             }
             before = out.clone();
             let truncated = &buf[..buf.len() - 1];
             assert!(decode_values_prefix_into(truncated, &mut out.clone()).is_err());
         }
+        assert!(kept_once);
     }
 
     #[test]

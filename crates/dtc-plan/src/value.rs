@@ -1,7 +1,10 @@
 //! The runtime value model (contract sections 4.4–4.5).
 //!
 //! Containers are behind `Arc` so that reading a field, building a window's `source.<field>`
-//! list or handing a record to a sink is a reference-count bump, not a deep copy.
+//! list or handing a record to a sink is a reference-count bump, not a deep copy. Strings of up
+//! to 23 bytes (nearly every event name, id, time and amount) are kept inline in the value, so
+//! extracting, decoding and copying them allocates nothing; longer ones are shared like
+//! containers.
 //! Equality and hashing follow Python: `1 == 1.0 == True` and they hash alike, so maps and sets
 //! keyed by numbers behave like Blurr's Python dicts.
 
@@ -12,6 +15,9 @@ use std::fmt;
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use indexmap::{IndexMap, IndexSet};
 
+/// A string value: inline up to 23 bytes, else a shared heap string.
+pub type Str = smol_str::SmolStr;
+
 #[derive(Debug, Clone, Default)]
 pub enum Value {
     #[default]
@@ -19,7 +25,7 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Arc<str>),
+    Str(Str),
     /// Always timezone-aware; naive inputs are taken as UTC.
     DateTime(DateTime<Utc>),
     TimeDelta(TimeDelta),
@@ -33,7 +39,7 @@ pub enum Value {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Str::new(s))
     }
 
     pub fn list(items: Vec<Value>) -> Value {
@@ -69,7 +75,7 @@ impl PartialEq for Value {
         use Value::*;
         match (self, other) {
             (Null, Null) => true,
-            (Str(a), Str(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Str(a), Str(b)) => a == b,
             (DateTime(a), DateTime(b)) => a == b,
             (TimeDelta(a), TimeDelta(b)) => a == b,
             (List(a), List(b)) | (Tuple(a), Tuple(b)) => a == b,
@@ -173,7 +179,7 @@ impl From<&str> for Value {
 
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Str::new(s))
     }
 }
 

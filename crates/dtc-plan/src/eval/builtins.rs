@@ -11,7 +11,7 @@ use super::{
     value_error,
 };
 use crate::plan::{Builtin, Dialect};
-use crate::value::{Number, Value, py_str};
+use crate::value::{Number, Str, Value, py_str};
 
 fn name(b: Builtin) -> &'static str {
     match b {
@@ -161,7 +161,7 @@ pub(crate) fn call(b: Builtin, args: &[Value], dialect: Dialect) -> Result<Value
             || Value::str(""),
             |v| match v {
                 Value::Str(_) => v.clone(),
-                other => Value::Str(Arc::from(py_str(other))),
+                other => Value::Str(Str::from(py_str(other))),
             },
         )),
         Builtin::Bool => args

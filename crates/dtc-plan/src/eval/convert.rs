@@ -9,7 +9,7 @@ use super::{
     EvalError, EvalErrorKind, null_operand, ops, overflow, time, truthy, type_error, value_error,
 };
 use crate::plan::{Dialect, FieldType};
-use crate::value::{Value, py_repr, py_str};
+use crate::value::{Str, Value, py_repr, py_str};
 
 /// A field's value before any event set it: `0`, `0.0`, `false`, `''`, null (datetime),
 /// `{}`, `[]`, `set()`.
@@ -50,7 +50,7 @@ pub fn convert(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, E
         FieldType::Boolean => to_bool(&value, dialect),
         FieldType::String => match value {
             Value::Str(_) => Ok(value),
-            other => Ok(Value::Str(Arc::from(py_str(&other)))),
+            other => Ok(Value::Str(Str::from(py_str(&other)))),
         },
         FieldType::DateTime => to_datetime(value),
         FieldType::List => match value {

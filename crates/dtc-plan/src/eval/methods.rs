@@ -10,7 +10,7 @@ use super::{
     EvalError, EvalErrorKind, MAX_ELEMENTS, null_operand, ops, too_large, type_error, value_error,
 };
 use crate::plan::{Attribute, Method};
-use crate::value::{Value, isoformat, timedelta_parts};
+use crate::value::{Str, Value, isoformat, timedelta_parts};
 
 /// Looks a string key up in a map without allocating a `Value::Str`; hashes exactly like
 /// `Value::Str` does.
@@ -161,7 +161,7 @@ fn opt_int(v: Option<&Value>, what: &str) -> Result<Option<i64>, EvalError> {
 }
 
 fn string(s: String) -> Value {
-    Value::Str(Arc::from(s))
+    Value::Str(Str::from(s))
 }
 
 /// Calls `receiver.m(args)`.

@@ -11,7 +11,7 @@ use super::{
     EvalError, EvalErrorKind, MAX_ELEMENTS, null_operand, overflow, too_large, type_error,
     value_error,
 };
-use crate::value::{Number, Value, py_repr};
+use crate::value::{Number, Str, Value, py_repr};
 
 fn zero_division(message: &str) -> EvalError {
     EvalError::new(EvalErrorKind::ZeroDivision, message)
@@ -240,7 +240,7 @@ fn add_other(a: &Value, b: &Value) -> Result<Value, EvalError> {
             let mut s = String::with_capacity(x.len() + y.len());
             s.push_str(x);
             s.push_str(y);
-            Ok(Value::Str(Arc::from(s)))
+            Ok(Value::Str(Str::from(s)))
         }
         (Value::List(x), Value::List(y)) => Ok(Value::list(concat(x, y)?)),
         (Value::Tuple(x), Value::Tuple(y)) => Ok(Value::Tuple(Arc::new(concat(x, y)?))),
@@ -314,7 +314,7 @@ fn mul_other(a: &Value, b: &Value) -> Result<Value, EvalError> {
             if s.len().saturating_mul(n) > MAX_ELEMENTS {
                 return Err(too_large());
             }
-            Ok(Value::Str(Arc::from(s.repeat(n))))
+            Ok(Value::Str(Str::from(s.repeat(n))))
         }
         Value::List(items) | Value::Tuple(items) => {
             if items.len().saturating_mul(n) > MAX_ELEMENTS {
@@ -352,7 +352,15 @@ fn is_same(a: &Value, b: &Value) -> bool {
         (Value::Null, Value::Null) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Str(x), Value::Str(y)) => Arc::ptr_eq(x, y),
+        // Short strings live inside the value, so two copies of one are the same object here
+        // (as CPython's interned short strings are); a long one is the same if it is shared.
+        (Value::Str(x), Value::Str(y)) => {
+            if x.is_heap_allocated() {
+                std::ptr::eq(x.as_str(), y.as_str())
+            } else {
+                x == y
+            }
+        }
         (Value::List(x), Value::List(y)) | (Value::Tuple(x), Value::Tuple(y)) => Arc::ptr_eq(x, y),
         (Value::Set(x), Value::Set(y)) => Arc::ptr_eq(x, y),
         (Value::Map(x), Value::Map(y)) => Arc::ptr_eq(x, y),
@@ -584,7 +592,7 @@ pub(crate) fn slice(
                 .into_iter()
                 .map(|i| chars[i])
                 .collect();
-            Ok(Value::Str(Arc::from(out)))
+            Ok(Value::Str(Str::from(out)))
         }
         other => Err(type_error(format!(
             "'{}' object is not subscriptable",
@@ -599,7 +607,7 @@ pub(crate) enum ValueIter {
     Seq(Arc<Vec<Value>>, usize),
     Set(Arc<IndexSet<Value>>, usize),
     Keys(Arc<IndexMap<Value, Value>>, usize),
-    Chars(Arc<str>, usize),
+    Chars(Str, usize),
 }
 
 impl Iterator for ValueIter {
