@@ -125,12 +125,36 @@ fn parse_plain_iso(s: &[u8]) -> Option<DateTime<Utc>> {
         }
         Some(_) => return None,
     };
-    if second >= 60 {
+    if hour >= 24 || minute >= 60 || second >= 60 {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
-    let time = chrono::NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
-    Some(date.and_time(time).and_utc())
+    // Arithmetic rather than chrono's calendar types, whose checks cost more than the parse.
+    let days = days_from_civil(i64::from(year), month, day)?;
+    let secs = days * 86_400 + i64::from(hour * 3_600 + minute * 60 + second);
+    DateTime::from_timestamp(secs, micros * 1_000)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date; `None` if there is no such date. The
+/// era arithmetic is Howard Hinnant's `days_from_civil`.
+fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = i64::from((month + 9) % 12);
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// Python's strptime directives that chrono spells differently: `%f` reads microseconds.
@@ -350,6 +374,24 @@ mod tests {
     }
 
     #[test]
+    fn days_from_civil_agrees_with_chrono_on_every_day_and_rejects_the_rest() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        for year in (0..=2500).chain(9990..=9999) {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let chrono = NaiveDate::from_ymd_opt(year, month, day)
+                        .map(|d| d.signed_duration_since(epoch).num_days());
+                    assert_eq!(
+                        days_from_civil(i64::from(year), month, day),
+                        chrono,
+                        "{year}-{month}-{day}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn plain_iso_fast_path_agrees_with_the_general_formats() {
         for s in [
             "2018-01-01T00:01:34",
@@ -359,6 +401,11 @@ mod tests {
             "2018-03-07T10:00:00.000001",
             "2018-03-07T10:00:00.123456789",
             "0001-01-01T00:00:00",
+            "0000-01-01T00:00:00",
+            "1969-12-31T23:59:59.999999",
+            "1900-03-01T00:00:00",
+            "2000-02-29T23:59:59",
+            "9999-12-31T23:59:59.999999",
         ] {
             let general =
                 NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
@@ -368,6 +415,10 @@ mod tests {
         }
         for s in [
             "2018-02-30T00:00:00",
+            "1900-02-29T00:00:00",
+            "2018-00-01T00:00:00",
+            "2018-01-00T00:00:00",
+            "2018-01-01T00:60:00",
             "2018-13-01T00:00:00",
             "2018-01-01T24:00:00",
             "2018-01-01T00:00:60",
