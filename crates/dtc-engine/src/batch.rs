@@ -168,7 +168,8 @@ impl StreamingBatch {
                 .collect::<Vec<_>>()
         };
         let mut sorted = sorter.finish()?;
-        let mut pending: Vec<StoredRecord> = Vec::new();
+        let batch_vec = || Vec::with_capacity(config.write_batch_records);
+        let mut pending: Vec<StoredRecord> = batch_vec();
         let mut done = 0u64;
         while let Some(identity) = sorted.next_identity() {
             let stored = store.load_identity(&identity)?;
@@ -186,7 +187,7 @@ impl StreamingBatch {
             if pending.len() >= config.write_batch_records {
                 summary.records_written += pending.len() as u64;
                 store.write(WriteBatch {
-                    puts: std::mem::take(&mut pending),
+                    puts: std::mem::replace(&mut pending, batch_vec()),
                     deletes: Vec::new(),
                     checkpoints: progress(done),
                 })?;

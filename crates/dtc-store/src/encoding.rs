@@ -77,8 +77,11 @@ pub fn identity_prefix(identity: &str) -> Vec<u8> {
     out
 }
 
+/// Sized for the dimensions that follow in a record key (a time and a short string, say), so
+/// that encoding a key allocates once.
 fn aggregate_prefix(identity: &str, aggregate: &str) -> Vec<u8> {
-    let mut out = identity_prefix(identity);
+    let mut out = Vec::with_capacity(identity.len() + aggregate.len() + 4 + 32);
+    write_escaped(&mut out, identity.as_bytes());
     write_escaped(&mut out, aggregate.as_bytes());
     out
 }
@@ -244,12 +247,13 @@ fn fixed<const N: usize>(bytes: &[u8]) -> [u8; N] {
 }
 
 fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        if b == 0 {
-            out.extend_from_slice(&ESCAPED_ZERO);
-        } else {
-            out.push(b);
-        }
+    let mut parts = bytes.split(|&b| b == 0);
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first);
+    }
+    for part in parts {
+        out.extend_from_slice(&ESCAPED_ZERO);
+        out.extend_from_slice(part);
     }
     out.extend_from_slice(&TERMINATOR);
 }
@@ -451,7 +455,7 @@ mod tests {
                     < key_bytes("u", "a", vec![Value::Float(w[1])])
             );
         }
-        let strs = ["", "a", "a\0", "a\0b", "ab", "b"];
+        let strs = ["", "\0", "\0\0", "\0a", "a", "a\0", "a\0b", "ab", "b"];
         for w in strs.windows(2) {
             assert!(
                 key_bytes("u", "a", vec![Value::str(w[0])])
@@ -482,6 +486,7 @@ mod tests {
             Value::Int(-3),
             Value::Float(-0.0),
             Value::str("x\0y"),
+            Value::str("\0\0x\0"),
             Value::DateTime(DateTime::from_timestamp(-5, 7).unwrap()),
             Value::TimeDelta(TimeDelta::nanoseconds(-1)),
             Value::list(vec![Value::Int(1)]),
