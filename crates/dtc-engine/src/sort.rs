@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -319,24 +319,31 @@ impl Source {
                 (entry.bytes(arena), &*path)
             }
             Source::Run { reader, path, buf } => {
+                let spill_err = |source| EngineError::Spill {
+                    path: path.clone(),
+                    source,
+                };
+                // Nearly every record lies whole in the read buffer: decoded there, it is not
+                // copied out first. One that straddles the buffer's end is read into `buf`.
+                let available = reader.fill_buf().map_err(spill_err)?;
+                if let Some((record, used)) = buffered_record(available) {
+                    decode_event_into(record, head).map_err(|detail| {
+                        EngineError::SpillCorrupt {
+                            path: path.clone(),
+                            detail,
+                        }
+                    })?;
+                    reader.consume(used);
+                    return Ok(true);
+                }
                 let mut len = [0u8; 4];
                 match reader.read_exact(&mut len) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-                    Err(source) => {
-                        return Err(EngineError::Spill {
-                            path: path.clone(),
-                            source,
-                        });
-                    }
+                    Err(source) => return Err(spill_err(source)),
                 }
                 buf.resize(u32::from_le_bytes(len) as usize, 0);
-                reader
-                    .read_exact(buf)
-                    .map_err(|source| EngineError::Spill {
-                        path: path.clone(),
-                        source,
-                    })?;
+                reader.read_exact(buf).map_err(spill_err)?;
                 (&buf[..], &*path)
             }
         };
@@ -346,6 +353,14 @@ impl Source {
         })?;
         Ok(true)
     }
+}
+
+/// The length-prefixed record at the start of `available` and the bytes it takes with its
+/// prefix, if it lies whole there.
+fn buffered_record(available: &[u8]) -> Option<(&[u8], usize)> {
+    let len = u32::from_le_bytes(available.get(..4)?.try_into().ok()?) as usize;
+    let record = available.get(4..4 + len)?;
+    Some((record, 4 + len))
 }
 
 /// How many events ahead of the one decoded the in-memory source fetches.
@@ -604,6 +619,38 @@ mod tests {
             decode_event_into(&buf, &mut None).is_err(),
             "trailing bytes are corruption"
         );
+    }
+
+    #[test]
+    fn run_records_are_read_whole_in_the_buffer_or_across_its_end() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("run");
+        let events: Vec<Event> = (0..20)
+            .map(|i| ev(i, i as u64, &"x".repeat(i as usize)))
+            .collect();
+        let mut bytes = Vec::new();
+        for e in &events {
+            let mut record = Vec::new();
+            encode_event(3, e, &mut record).expect("encode");
+            bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&record);
+        }
+        std::fs::write(&path, &bytes).expect("write run");
+        // Buffers smaller than, about as large as, and larger than a record.
+        for capacity in [1, 7, 40, 1 << 16] {
+            let file = File::open(&path).expect("open run");
+            let mut source = Source::Run {
+                reader: BufReader::with_capacity(capacity, file),
+                path: path.clone(),
+                buf: Vec::new(),
+            };
+            let mut head = None;
+            let mut read = Vec::new();
+            while source.next_into(&mut head).expect("read") {
+                read.push(head.clone().expect("an event").1);
+            }
+            assert_eq!(read, events, "buffer of {capacity} bytes");
+        }
     }
 
     #[test]
