@@ -15,6 +15,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -430,14 +431,26 @@ impl SortedEvents {
         let Some((rank, _)) = self.peek() else {
             return Ok(());
         };
-        while let Some((next_rank, source)) = self.peek()
-            && next_rank == rank
-        {
-            self.heap.pop();
-            if let Some((_, event)) = &self.heads[source] {
+        // The source just read from stays at the top and is sifted down from there, rather than
+        // popped and pushed again: it is usually still the smallest (a run holds an identity's
+        // events together, and runs of time-ordered input hold consecutive stretches of time).
+        while let Some(mut top) = self.heap.peek_mut() {
+            let Reverse(((next_rank, _, _), source)) = *top;
+            if next_rank != rank {
+                break;
+            }
+            let head = &mut self.heads[source];
+            if let Some((_, event)) = head {
                 f(event);
             }
-            self.advance(source)?;
+            if self.sources[source].next_into(head)?
+                && let Some((id, event)) = head
+            {
+                *top = Reverse((ranked(key(*id, event), &self.ranks), source));
+            } else {
+                *head = None;
+                PeekMut::pop(top);
+            }
         }
         Ok(())
     }
