@@ -301,16 +301,12 @@ impl<'a> Scanner<'a> {
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
         let rest = self.text.as_bytes().get(start..)?;
-        // Vectorised searches instead of a byte loop: event values are often long (URLs,
-        // device names) and nearly never hold escapes.
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] == b'\\' || rest[..end].iter().any(|&b| b < 0x20) {
+        let end = string_stop(rest)?;
+        if rest.get(end) != Some(&b'"') {
             return None;
         }
-        self.at = start + end;
-        let body = self.text.get(start..self.at)?;
-        self.at += 1;
-        Some(body)
+        self.at = start + end + 1;
+        self.text.get(start..start + end)
     }
 
     /// A number: plain integers of up to 18 digits directly, any other valid number through
@@ -418,6 +414,35 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// The index of the first `"`, `\\` or control byte (< 0x20): where a plain string body ends.
+///
+/// One pass over eight bytes at a time: keys and values are mostly a few bytes long, so a
+/// memchr call per string costs more in setup than it saves, and a second loop for control
+/// bytes would read every byte twice.
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte that is zero (`x - 1` borrows, `!x` keeps it) or below `n`.
+    // A borrow can only flag bytes above a byte that is truly flagged, so the lowest flag of
+    // a little-endian word is exact, which is all this needs.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*word);
+        let flags = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if flags != 0 {
+            return Some(at + flags.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
 }
 
 fn invalid_json(e: serde_json::Error) -> Rejection {
@@ -789,6 +814,73 @@ mod tests {
                 _ => panic!("{line}: {got:?} vs {want:?}"),
             }
         }
+    }
+
+    fn string_stop_by_bytes(bytes: &[u8]) -> Option<usize> {
+        bytes
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'\\' | 0..0x20))
+    }
+
+    /// Every stop byte at every position of strings of 0..=17 bytes (both sides of one and two
+    /// words), over plain, non-ASCII and near-miss filler, with and without a second stop
+    /// after the first, and at the very end of the buffer.
+    #[test]
+    fn string_stop_finds_the_first_quote_backslash_or_control_byte() {
+        let stops = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
+        // Bytes one off the stops, and high bytes whose borrow or sign could fake a flag.
+        let fillers = [
+            b'a', b'!', b'#', b'[', b']', 0x20, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ];
+        for len in 0..=17 {
+            for &filler in &fillers {
+                let plain = vec![filler; len];
+                assert_eq!(string_stop(&plain), None, "{plain:?}");
+                for at in 0..len {
+                    for &stop in &stops {
+                        let mut bytes = plain.clone();
+                        bytes[at] = stop;
+                        assert_eq!(string_stop(&bytes), Some(at), "{bytes:?}");
+                        for later in at + 1..len {
+                            let mut twice = bytes.clone();
+                            twice[later] = b'"';
+                            assert_eq!(string_stop(&twice), Some(at), "{twice:?}");
+                        }
+                    }
+                }
+            }
+        }
+        for text in [
+            "héllo\"",
+            "日本語の文字列です\\n",
+            "😀😀😀😀\u{1}",
+            "ascii then é",
+        ] {
+            let bytes = text.as_bytes();
+            assert_eq!(string_stop(bytes), string_stop_by_bytes(bytes), "{text}");
+        }
+    }
+
+    #[test]
+    fn string_body_stops_at_the_quote_and_gives_up_on_escapes_and_controls() {
+        let ex = Extractor::new(&[], false);
+        let body = |text| {
+            let mut scanner = Scanner {
+                ex: &ex,
+                text,
+                at: 0,
+            };
+            scanner.string_body().map(|body| (body, scanner.at))
+        };
+        assert_eq!(body("\""), Some(("", 1)));
+        assert_eq!(body("0123456789abcdé\""), Some(("0123456789abcdé", 17)));
+        assert_eq!(body("été\", 1"), Some(("été", 6)));
+        assert_eq!(body("unterminated"), None);
+        assert_eq!(body("12345678"), None);
+        assert_eq!(body(""), None);
+        assert_eq!(body("a\\\"b\""), None);
+        assert_eq!(body("tab\there\""), None);
+        assert_eq!(body("12345678\u{1f}\""), None);
     }
 
     #[test]
