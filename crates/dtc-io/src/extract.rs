@@ -26,22 +26,58 @@ use crate::reject::{RejectReason, Rejection};
 #[derive(Debug, Clone, Default)]
 struct Node {
     children: Vec<(Box<str>, u32)>,
+    /// `children` hashed by [`name_hash`], open addressing: indices into `children`, and
+    /// `u32::MAX` (an index no child has) where free. At most a quarter full, so a name no
+    /// path asks for usually costs one probe and a length comparison.
+    table: Box<[u32]>,
     /// Output index when this node's whole value is requested.
     slot: Option<u32>,
 }
 
 impl Node {
     /// The child for member `key`. Called for every member of every event, most of them not
-    /// requested: the length and first byte rule out nearly all names before any comparison.
+    /// requested.
     fn child(&self, key: &str) -> Option<u32> {
-        let (len, first) = (key.len(), key.as_bytes().first());
-        self.children
-            .iter()
-            .find(|(name, _)| {
-                name.len() == len && name.as_bytes().first() == first && **name == *key
-            })
-            .map(|(_, child)| *child)
+        let mask = self.table.len().checked_sub(1)?;
+        let mut at = name_hash(key) & mask;
+        loop {
+            // A free entry ends the search: it has no child.
+            let (name, child) = self.children.get(*self.table.get(at)? as usize)?;
+            if **name == *key {
+                return Some(*child);
+            }
+            at = (at + 1) & mask;
+        }
     }
+
+    /// Builds `table` once every child is in.
+    fn index_children(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mask = (self.children.len() * 4).next_power_of_two() - 1;
+        let mut table = vec![u32::MAX; mask + 1];
+        for (index, (name, _)) in self.children.iter().enumerate() {
+            let mut at = name_hash(name) & mask;
+            while table[at] != u32::MAX {
+                at = (at + 1) & mask;
+            }
+            table[at] = index as u32;
+        }
+        self.table = table.into();
+    }
+}
+
+/// Length, first and last byte: cheap to read, and they already tell apart most member names
+/// (a clash only costs a comparison).
+fn name_hash(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    let (first, last) = (bytes.first(), bytes.last());
+    let key = (bytes.len() as u32)
+        ^ u32::from(first.copied().unwrap_or(0)) << 8
+        ^ u32::from(last.copied().unwrap_or(0)) << 16;
+    // Fibonacci hashing: the middle bits of the product depend on every input bit.
+    (key.wrapping_mul(0x9e37_79b9) >> 16) as usize
 }
 
 /// Extracts a plan's source paths from raw JSON lines. Build once per plan, share freely.
@@ -86,6 +122,7 @@ impl Extractor {
                 None => nodes[node].slot = Some(index),
             }
         }
+        nodes.iter_mut().for_each(Node::index_children);
         Extractor {
             nodes,
             duplicates,
@@ -478,8 +515,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let children = &self.ex.nodes[self.node].children;
-        while let Some(child) = map.next_key_seed(KeySeed(children))? {
+        let node = &self.ex.nodes[self.node];
+        while let Some(child) = map.next_key_seed(KeySeed(node))? {
             match child {
                 Some(child) => {
                     map.next_value_seed(NodeSeed {
@@ -528,7 +565,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
 
 /// Resolves an object key to a child node without allocating (serde_json hands out borrowed
 /// keys unless they contain escapes).
-struct KeySeed<'a>(&'a [(Box<str>, u32)]);
+struct KeySeed<'a>(&'a Node);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<u32>;
@@ -546,11 +583,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<u32>, E> {
-        Ok(self
-            .0
-            .iter()
-            .find(|(name, _)| **name == *key)
-            .map(|(_, child)| *child))
+        Ok(self.0.child(key))
     }
 }
 
@@ -813,6 +846,82 @@ mod tests {
                 }
                 _ => panic!("{line}: {got:?} vs {want:?}"),
             }
+        }
+    }
+
+    /// Names sharing length, first and last byte (so their hashes clash), the empty name, and
+    /// enough children to need a table of several hundred entries: every child is found by
+    /// its own name only, through the scanner and through the serde walk alike.
+    #[test]
+    fn child_lookup_with_clashing_names() {
+        let mut names: Vec<String> = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "aa",
+            "event_time",
+            "event_type",
+            "eXent_time",
+            "offer_type",
+            "os_version",
+            "session_id",
+            "é",
+            "éé",
+            "e\u{e9}",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        names.extend((0..200).map(|i| format!("k{i:03}k")));
+        let paths: Vec<SourcePath> = names.iter().map(|n| SourcePath(vec![n.clone()])).collect();
+        let ex = Extractor::new(&paths, false);
+        for (index, name) in names.iter().enumerate() {
+            let child = ex.nodes[0].child(name).expect(name);
+            assert_eq!(ex.nodes[child as usize].slot, Some(index as u32), "{name}");
+        }
+        for miss in [
+            "c",
+            "abc",
+            "event_tame",
+            "k200k",
+            "k00k",
+            "k000",
+            "e",
+            "éa",
+            "aé",
+        ] {
+            assert_eq!(ex.nodes[0].child(miss), None, "{miss}");
+        }
+        assert_eq!(ex.nodes[1].child(""), None);
+        let line = r#"{"aa": 1, "event_tame": 2, "event_type": 3, "": 4, "k150k": 5, "éé": 6}"#;
+        let mut scanned = vec![Value::Null; ex.output_len()];
+        let scanner = Scanner {
+            ex: &ex,
+            text: line,
+            at: 0,
+        }
+        .line(&mut scanned);
+        assert!(scanner.is_some());
+        let mut walked = vec![Value::Null; ex.output_len()];
+        ex.extract_with_serde(line, &mut walked).unwrap();
+        for out in [scanned, walked] {
+            let found: Vec<(&str, &Value)> = names
+                .iter()
+                .zip(&out)
+                .filter(|(_, v)| **v != Value::Null)
+                .map(|(n, v)| (n.as_str(), v))
+                .collect();
+            assert_eq!(
+                found,
+                [
+                    ("", &Value::Int(4)),
+                    ("aa", &Value::Int(1)),
+                    ("event_type", &Value::Int(3)),
+                    ("éé", &Value::Int(6)),
+                    ("k150k", &Value::Int(5)),
+                ]
+            );
         }
     }
 
