@@ -140,7 +140,8 @@ impl Extractor {
     /// requested. `out` is cleared first; reuse it across lines.
     pub fn extract(&self, line: &[u8], out: &mut Vec<Value>) -> Result<(), Rejection> {
         out.clear();
-        out.resize(self.output_len(), Value::Null);
+        // Not `resize`: its generic clone of the fill value is a jump table per element.
+        out.extend(std::iter::repeat_with(|| Value::Null).take(self.output_len()));
         let result = self.extract_into(line, out);
         if result.is_err() {
             // A rejected line must not leave half its values behind for a caller to misuse.
