@@ -454,11 +454,12 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The index of the first `"`, `\\` or control byte (< 0x20): where a plain string body ends.
+/// The index of the first `"`, `\` or control byte (< 0x20): where a plain string body ends.
 ///
 /// One pass over eight bytes at a time: keys and values are mostly a few bytes long, so a
 /// memchr call per string costs more in setup than it saves, and a second loop for control
-/// bytes would read every byte twice.
+/// bytes would read every byte twice (which is why this still beats memchr2 on long values
+/// such as URLs).
 fn string_stop(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
