@@ -26,22 +26,58 @@ use crate::reject::{RejectReason, Rejection};
 #[derive(Debug, Clone, Default)]
 struct Node {
     children: Vec<(Box<str>, u32)>,
+    /// `children` hashed by [`name_hash`], open addressing: indices into `children`, and
+    /// `u32::MAX` (an index no child has) where free. At most a quarter full, so a name no
+    /// path asks for usually costs one probe and a length comparison.
+    table: Box<[u32]>,
     /// Output index when this node's whole value is requested.
     slot: Option<u32>,
 }
 
 impl Node {
     /// The child for member `key`. Called for every member of every event, most of them not
-    /// requested: the length and first byte rule out nearly all names before any comparison.
+    /// requested.
     fn child(&self, key: &str) -> Option<u32> {
-        let (len, first) = (key.len(), key.as_bytes().first());
-        self.children
-            .iter()
-            .find(|(name, _)| {
-                name.len() == len && name.as_bytes().first() == first && **name == *key
-            })
-            .map(|(_, child)| *child)
+        let mask = self.table.len().checked_sub(1)?;
+        let mut at = name_hash(key) & mask;
+        loop {
+            // A free entry ends the search: it has no child.
+            let (name, child) = self.children.get(*self.table.get(at)? as usize)?;
+            if **name == *key {
+                return Some(*child);
+            }
+            at = (at + 1) & mask;
+        }
     }
+
+    /// Builds `table` once every child is in.
+    fn index_children(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mask = (self.children.len() * 4).next_power_of_two() - 1;
+        let mut table = vec![u32::MAX; mask + 1];
+        for (index, (name, _)) in self.children.iter().enumerate() {
+            let mut at = name_hash(name) & mask;
+            while table[at] != u32::MAX {
+                at = (at + 1) & mask;
+            }
+            table[at] = index as u32;
+        }
+        self.table = table.into();
+    }
+}
+
+/// Length, first and last byte: cheap to read, and they already tell apart most member names
+/// (a clash only costs a comparison).
+fn name_hash(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    let (first, last) = (bytes.first(), bytes.last());
+    let key = (bytes.len() as u32)
+        ^ u32::from(first.copied().unwrap_or(0)) << 8
+        ^ u32::from(last.copied().unwrap_or(0)) << 16;
+    // Fibonacci hashing: the middle bits of the product depend on every input bit.
+    (key.wrapping_mul(0x9e37_79b9) >> 16) as usize
 }
 
 /// Extracts a plan's source paths from raw JSON lines. Build once per plan, share freely.
@@ -86,6 +122,7 @@ impl Extractor {
                 None => nodes[node].slot = Some(index),
             }
         }
+        nodes.iter_mut().for_each(Node::index_children);
         Extractor {
             nodes,
             duplicates,
@@ -103,7 +140,8 @@ impl Extractor {
     /// requested. `out` is cleared first; reuse it across lines.
     pub fn extract(&self, line: &[u8], out: &mut Vec<Value>) -> Result<(), Rejection> {
         out.clear();
-        out.resize(self.output_len(), Value::Null);
+        // Not `resize`: its generic clone of the fill value is a jump table per element.
+        out.extend(std::iter::repeat_with(|| Value::Null).take(self.output_len()));
         let result = self.extract_into(line, out);
         if result.is_err() {
             // A rejected line must not leave half its values behind for a caller to misuse.
@@ -301,16 +339,12 @@ impl<'a> Scanner<'a> {
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
         let rest = self.text.as_bytes().get(start..)?;
-        // Vectorised searches instead of a byte loop: event values are often long (URLs,
-        // device names) and nearly never hold escapes.
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] == b'\\' || rest[..end].iter().any(|&b| b < 0x20) {
+        let end = string_stop(rest)?;
+        if rest.get(end) != Some(&b'"') {
             return None;
         }
-        self.at = start + end;
-        let body = self.text.get(start..self.at)?;
-        self.at += 1;
-        Some(body)
+        self.at = start + end + 1;
+        self.text.get(start..start + end)
     }
 
     /// A number: plain integers of up to 18 digits directly, any other valid number through
@@ -420,6 +454,36 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// The index of the first `"`, `\` or control byte (< 0x20): where a plain string body ends.
+///
+/// One pass over eight bytes at a time: keys and values are mostly a few bytes long, so a
+/// memchr call per string costs more in setup than it saves, and a second loop for control
+/// bytes would read every byte twice (which is why this still beats memchr2 on long values
+/// such as URLs).
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte that is zero (`x - 1` borrows, `!x` keeps it) or below `n`.
+    // A borrow can only flag bytes above a byte that is truly flagged, so the lowest flag of
+    // a little-endian word is exact, which is all this needs.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*word);
+        let flags = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if flags != 0 {
+            return Some(at + flags.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
 fn invalid_json(e: serde_json::Error) -> Rejection {
     Rejection::new(RejectReason::InvalidJson, e.to_string())
 }
@@ -453,8 +517,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let children = &self.ex.nodes[self.node].children;
-        while let Some(child) = map.next_key_seed(KeySeed(children))? {
+        let node = &self.ex.nodes[self.node];
+        while let Some(child) = map.next_key_seed(KeySeed(node))? {
             match child {
                 Some(child) => {
                     map.next_value_seed(NodeSeed {
@@ -503,7 +567,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
 
 /// Resolves an object key to a child node without allocating (serde_json hands out borrowed
 /// keys unless they contain escapes).
-struct KeySeed<'a>(&'a [(Box<str>, u32)]);
+struct KeySeed<'a>(&'a Node);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<u32>;
@@ -521,11 +585,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<u32>, E> {
-        Ok(self
-            .0
-            .iter()
-            .find(|(name, _)| **name == *key)
-            .map(|(_, child)| *child))
+        Ok(self.0.child(key))
     }
 }
 
@@ -789,6 +849,149 @@ mod tests {
                 _ => panic!("{line}: {got:?} vs {want:?}"),
             }
         }
+    }
+
+    /// Names sharing length, first and last byte (so their hashes clash), the empty name, and
+    /// enough children to need a table of several hundred entries: every child is found by
+    /// its own name only, through the scanner and through the serde walk alike.
+    #[test]
+    fn child_lookup_with_clashing_names() {
+        let mut names: Vec<String> = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "aa",
+            "event_time",
+            "event_type",
+            "eXent_time",
+            "offer_type",
+            "os_version",
+            "session_id",
+            "é",
+            "éé",
+            "e\u{e9}",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        names.extend((0..200).map(|i| format!("k{i:03}k")));
+        let paths: Vec<SourcePath> = names.iter().map(|n| SourcePath(vec![n.clone()])).collect();
+        let ex = Extractor::new(&paths, false);
+        for (index, name) in names.iter().enumerate() {
+            let child = ex.nodes[0].child(name).expect(name);
+            assert_eq!(ex.nodes[child as usize].slot, Some(index as u32), "{name}");
+        }
+        for miss in [
+            "c",
+            "abc",
+            "event_tame",
+            "k200k",
+            "k00k",
+            "k000",
+            "e",
+            "éa",
+            "aé",
+        ] {
+            assert_eq!(ex.nodes[0].child(miss), None, "{miss}");
+        }
+        assert_eq!(ex.nodes[1].child(""), None);
+        let line = r#"{"aa": 1, "event_tame": 2, "event_type": 3, "": 4, "k150k": 5, "éé": 6}"#;
+        let mut scanned = vec![Value::Null; ex.output_len()];
+        let scanner = Scanner {
+            ex: &ex,
+            text: line,
+            at: 0,
+        }
+        .line(&mut scanned);
+        assert!(scanner.is_some());
+        let mut walked = vec![Value::Null; ex.output_len()];
+        ex.extract_with_serde(line, &mut walked).unwrap();
+        for out in [scanned, walked] {
+            let found: Vec<(&str, &Value)> = names
+                .iter()
+                .zip(&out)
+                .filter(|(_, v)| **v != Value::Null)
+                .map(|(n, v)| (n.as_str(), v))
+                .collect();
+            assert_eq!(
+                found,
+                [
+                    ("", &Value::Int(4)),
+                    ("aa", &Value::Int(1)),
+                    ("event_type", &Value::Int(3)),
+                    ("éé", &Value::Int(6)),
+                    ("k150k", &Value::Int(5)),
+                ]
+            );
+        }
+    }
+
+    fn string_stop_by_bytes(bytes: &[u8]) -> Option<usize> {
+        bytes
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'\\' | 0..0x20))
+    }
+
+    /// Every stop byte at every position of strings of 0..=17 bytes (both sides of one and two
+    /// words), over plain, non-ASCII and near-miss filler, with and without a second stop
+    /// after the first, and at the very end of the buffer.
+    #[test]
+    fn string_stop_finds_the_first_quote_backslash_or_control_byte() {
+        let stops = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
+        // Bytes one off the stops, and high bytes whose borrow or sign could fake a flag.
+        let fillers = [
+            b'a', b'!', b'#', b'[', b']', 0x20, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ];
+        for len in 0..=17 {
+            for &filler in &fillers {
+                let plain = vec![filler; len];
+                assert_eq!(string_stop(&plain), None, "{plain:?}");
+                for at in 0..len {
+                    for &stop in &stops {
+                        let mut bytes = plain.clone();
+                        bytes[at] = stop;
+                        assert_eq!(string_stop(&bytes), Some(at), "{bytes:?}");
+                        for later in at + 1..len {
+                            let mut twice = bytes.clone();
+                            twice[later] = b'"';
+                            assert_eq!(string_stop(&twice), Some(at), "{twice:?}");
+                        }
+                    }
+                }
+            }
+        }
+        for text in [
+            "héllo\"",
+            "日本語の文字列です\\n",
+            "😀😀😀😀\u{1}",
+            "ascii then é",
+        ] {
+            let bytes = text.as_bytes();
+            assert_eq!(string_stop(bytes), string_stop_by_bytes(bytes), "{text}");
+        }
+    }
+
+    #[test]
+    fn string_body_stops_at_the_quote_and_gives_up_on_escapes_and_controls() {
+        let ex = Extractor::new(&[], false);
+        let body = |text| {
+            let mut scanner = Scanner {
+                ex: &ex,
+                text,
+                at: 0,
+            };
+            scanner.string_body().map(|body| (body, scanner.at))
+        };
+        assert_eq!(body("\""), Some(("", 1)));
+        assert_eq!(body("0123456789abcdé\""), Some(("0123456789abcdé", 17)));
+        assert_eq!(body("été\", 1"), Some(("été", 6)));
+        assert_eq!(body("unterminated"), None);
+        assert_eq!(body("12345678"), None);
+        assert_eq!(body(""), None);
+        assert_eq!(body("a\\\"b\""), None);
+        assert_eq!(body("tab\there\""), None);
+        assert_eq!(body("12345678\u{1f}\""), None);
     }
 
     #[test]
