@@ -30,7 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use indexmap::{IndexMap, IndexSet};
 
-use crate::value::{Str, Value};
+use crate::value::Value;
 
 /// The format version written as the first byte of every encoding.
 pub const FORMAT_VERSION: u8 = 1;
@@ -366,7 +366,7 @@ impl<'a> Decoder<'a> {
                 let len = self.count(1)?;
                 let bytes = self.take(len)?;
                 let s = std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))?;
-                Value::Str(Str::from(s))
+                Value::str(s)
             }
             TAG_DATETIME_MICROS => {
                 let micros = i64::from_le_bytes(self.array()?);

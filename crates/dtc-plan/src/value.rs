@@ -39,7 +39,13 @@ pub enum Value {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::Str(Str::new(s))
+        // `new_inline` copies without `new`'s checks for static and heap strings, which cost
+        // more than the copy for the short strings events are made of.
+        Value::Str(if s.len() <= Str::INLINE_CAP {
+            Str::new_inline(s)
+        } else {
+            Str::new(s)
+        })
     }
 
     pub fn list(items: Vec<Value>) -> Value {
