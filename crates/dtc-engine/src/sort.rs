@@ -468,10 +468,11 @@ fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::
     out.extend_from_slice(&event.time.timestamp_micros().to_le_bytes());
     out.extend_from_slice(&event.seq.to_le_bytes());
     out.push(u8::from(event.whole.is_some()));
-    let encoded = codec::encode_values(&event.values, out).and_then(|()| match &event.whole {
-        Some(whole) => codec::encode_value(whole, out),
-        None => Ok(()),
-    });
+    let encoded =
+        codec::encode_sparse_values(&event.values, out).and_then(|()| match &event.whole {
+            Some(whole) => codec::encode_value(whole, out),
+            None => Ok(()),
+        });
     if encoded.is_err() {
         out.truncate(start);
     }
@@ -479,7 +480,7 @@ fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::
 }
 
 /// Decodes one event into `slot`, reusing the event there: its vector, and its strings where
-/// the new event has the same (see [`codec::decode_values_prefix_into`]).
+/// the new event has the same (see [`codec::decode_sparse_values_into`]).
 fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<(), String> {
     let header = 4 + 8 + 8 + 1;
     if bytes.len() < header {
@@ -509,7 +510,7 @@ fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<()
         )
     });
     let used =
-        codec::decode_values_prefix_into(body, &mut event.values).map_err(|e| e.to_string())?;
+        codec::decode_sparse_values_into(body, &mut event.values).map_err(|e| e.to_string())?;
     let rest = &body[used..];
     event.whole = if has_whole {
         Some(codec::decode_value(rest).map_err(|e| e.to_string())?)

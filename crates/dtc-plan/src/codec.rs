@@ -103,7 +103,7 @@ pub fn decode_values(bytes: &[u8]) -> Result<Vec<Value>, CodecError> {
 }
 
 /// Decodes the row at the start of `bytes` and returns it with the number of bytes it took, so
-/// that rows written back to back (spill files) can be read without extra framing.
+/// that rows written back to back can be read without extra framing.
 pub fn decode_values_prefix(bytes: &[u8]) -> Result<(Vec<Value>, usize), CodecError> {
     let mut d = Decoder::new(bytes)?;
     let count = d.count(1)?;
@@ -114,27 +114,54 @@ pub fn decode_values_prefix(bytes: &[u8]) -> Result<(Vec<Value>, usize), CodecEr
     Ok((values, d.pos))
 }
 
-/// Like [`decode_values_prefix`], but decodes into `out`, reusing its allocation, and a
-/// top-level string equal to the one already at its index is left in place rather than built
-/// again. Rows decoded one after the other into the same vector (sorted events of one
-/// identity) mostly repeat their strings (session id, event name), so most string decodes
-/// become a comparison. On error `out` holds a mix of old and new values.
-pub fn decode_values_prefix_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<usize, CodecError> {
-    let mut d = Decoder::new(bytes)?;
-    let count = d.count(1)?;
-    out.truncate(count);
-    for i in 0..count {
-        match out.get_mut(i) {
-            Some(slot) => {
-                if let Value::Str(prev) = slot
-                    && d.skip_equal_str(prev)?
-                {
-                    continue;
-                }
-                *slot = d.value(0)?;
-            }
-            None => out.push(d.value(0)?),
+/// Appends a row that is mostly null (a projected event: most paths are absent from most
+/// events) to `out`: a bitmap of the non-null positions, then only those values, so that
+/// neither writing nor reading it spends time on the nulls. Read with
+/// [`decode_sparse_values_into`]. On error `out` is left as it was.
+pub fn encode_sparse_values(values: &[Value], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let start = out.len();
+    out.push(FORMAT_VERSION);
+    write_varint(out, values.len() as u64);
+    let bitmap = out.len();
+    out.resize(bitmap + values.len().div_ceil(8), 0);
+    let result = values.iter().enumerate().try_for_each(|(i, v)| {
+        if v.is_null() {
+            return Ok(());
         }
+        out[bitmap + i / 8] |= 1 << (i % 8);
+        encode_into(v, out, 0)
+    });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Decodes a row written by [`encode_sparse_values`] at the start of `bytes` into `out`,
+/// reusing its allocation, and returns the bytes it took. A top-level string equal to the one
+/// already at its index is left in place rather than built again: rows decoded one after the
+/// other into the same vector (sorted events of one identity) mostly repeat their strings
+/// (session id, event name), so most string decodes become a comparison. On error `out` holds
+/// a mix of old and new values.
+pub fn decode_sparse_values_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<usize, CodecError> {
+    let mut d = Decoder::new(bytes)?;
+    let count = d.count(0)?;
+    let bitmap = d.take(count.div_ceil(8))?;
+    out.truncate(count);
+    out.resize_with(count, || Value::Null);
+    for (i, slot) in out.iter_mut().enumerate() {
+        if bitmap[i / 8] & (1 << (i % 8)) == 0 {
+            if !slot.is_null() {
+                *slot = Value::Null;
+            }
+            continue;
+        }
+        if let Value::Str(prev) = slot
+            && d.skip_equal_str(prev)?
+        {
+            continue;
+        }
+        *slot = d.value(0)?;
     }
     Ok(d.pos)
 }
@@ -579,7 +606,7 @@ mod tests {
     }
 
     #[test]
-    fn decoding_into_a_vector_keeps_equal_long_strings_and_decodes_the_rest_alike() {
+    fn sparse_rows_decode_into_a_vector_keeping_equal_long_strings() {
         // Longer than a string kept inline, so keeping it in place saves an allocation.
         let session = "session-0123456789abcdef-0001";
         let rows = [
@@ -604,11 +631,10 @@ mod tests {
         let mut kept_once = false;
         for row in &rows {
             let mut buf = Vec::new();
-            encode_values(row, &mut buf).expect("encode");
-            let used = decode_values_prefix_into(&buf, &mut out).expect("decode");
+            encode_sparse_values(row, &mut buf).expect("encode");
+            let used = decode_sparse_values_into(&buf, &mut out).expect("decode");
             assert_eq!(used, buf.len());
             assert_eq!(&out, row);
-            assert_eq!(out, decode_values(&buf).expect("plain decode"));
             let kept = |i: usize| match (before.get(i), out.get(i)) {
                 (Some(Value::Str(a)), Some(Value::Str(b))) => std::ptr::eq(a.as_str(), b.as_str()),
                 _ => false,
@@ -620,7 +646,7 @@ mod tests {
             }
             before = out.clone();
             let truncated = &buf[..buf.len() - 1];
-            assert!(decode_values_prefix_into(truncated, &mut out.clone()).is_err());
+            assert!(decode_sparse_values_into(truncated, &mut out.clone()).is_err());
         }
         assert!(kept_once);
     }
@@ -750,6 +776,22 @@ mod tests {
             let mut buf = Vec::new();
             encode_values(&row, &mut buf).unwrap();
             let back = decode_values(&buf).unwrap();
+            prop_assert_eq!(back.len(), row.len());
+            for (a, b) in row.iter().zip(&back) {
+                prop_assert!(identical(a, b), "{:?} came back as {:?}", a, b);
+            }
+        }
+
+        #[test]
+        fn arbitrary_sparse_rows_round_trip_into_any_previous_row(
+            row in prop::collection::vec(prop_oneof![Just(Value::Null), arb_value()], 0..20),
+            previous in prop::collection::vec(prop_oneof![Just(Value::Null), arb_value()], 0..20),
+        ) {
+            let mut buf = Vec::new();
+            encode_sparse_values(&row, &mut buf).unwrap();
+            let mut back = previous;
+            let used = decode_sparse_values_into(&buf, &mut back).unwrap();
+            prop_assert_eq!(used, buf.len());
             prop_assert_eq!(back.len(), row.len());
             for (a, b) in row.iter().zip(&back) {
                 prop_assert!(identical(a, b), "{:?} came back as {:?}", a, b);
