@@ -7,11 +7,11 @@
 //! first appearance in the input (Blurr's text output relies on it). Either way the result does
 //! not depend on how input files interleave users.
 //!
-//! Memory: while reading, the buffer budget (events encoded, see [`EventSorter`]); while
-//! merging, the unspilled buffer only if nothing was spilled (so at most the budget), else one
-//! decoded event and a read buffer per run (events are handed over as they leave the merge, so
-//! not even one identity's events are held together); in both, the identity table (one entry
-//! per distinct identity).
+//! Memory: while reading, the buffer budget (events encoded, see [`EventSorter`]) and, while
+//! it is sorted, a second copy of its index; while merging, the unspilled buffer only if
+//! nothing was spilled (so at most the budget), else one decoded event and a read buffer per
+//! run (events are handed over as they leave the merge, so not even one identity's events are
+//! held together); in both, the identity table (one entry per distinct identity).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -108,9 +108,9 @@ fn ranked((id, time, seq): Key, ranks: &[u32]) -> Key {
 /// so the budget is what the buffer really takes, more events fit before a spill, and freeing
 /// a spilled buffer leaves no fragmented heap behind.
 ///
-/// An index entry has no input order: the arena is in input order, so an entry's offset breaks
-/// ties within a buffer, and between sorted runs the earlier run holds the earlier input (the
-/// merge breaks ties by the events' own `seq`).
+/// An index entry has no input order: the index is built in input order and sorted stably,
+/// and between sorted runs the earlier run holds the earlier input (the merge breaks ties by
+/// the events' own `seq`).
 pub struct EventSorter {
     budget_bytes: usize,
     arena: Vec<u8>,
@@ -123,7 +123,7 @@ pub struct EventSorter {
 
 /// One buffered event: the identity (its id until the buffer is sorted, then its rank), the
 /// time, and where its bytes lie in the arena.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     identity: u32,
     len: u32,
@@ -202,15 +202,36 @@ impl EventSorter {
 
     /// Sorts the buffer in output order. Ranks among the identities seen so far order them as
     /// the final ranks do, so runs spilled at different times merge consistently.
+    ///
+    /// A counting sort by rank (linear in the events), then each identity's events by time:
+    /// those are in input order, which is mostly time order, and the stable adaptive sort
+    /// finds such runs in linear time too. Both sorts are stable, so equal times stay in input
+    /// order. The scatter needs a second index for the moment (a fraction of the budget).
     fn sort_buffer(&mut self, ranks: &[u32]) {
-        for entry in &mut self.index {
-            entry.identity = ranks
-                .get(entry.identity as usize)
-                .copied()
-                .unwrap_or(u32::MAX);
+        let rank_of = |id: u32| ranks.get(id as usize).map_or(ranks.len(), |&r| r as usize);
+        // `starts[r]`: where rank r's events begin in the sorted index (one slot more for ids
+        // without a rank, which a consistent interner never hands out).
+        let mut starts = vec![0usize; ranks.len() + 2];
+        for entry in &self.index {
+            starts[rank_of(entry.identity) + 1] += 1;
         }
-        self.index
-            .sort_unstable_by_key(|e| (e.identity, e.time, e.start));
+        for r in 1..starts.len() {
+            starts[r] += starts[r - 1];
+        }
+        let mut sorted = vec![Entry::default(); self.index.len()];
+        let mut next = starts.clone();
+        for entry in &self.index {
+            let rank = rank_of(entry.identity);
+            sorted[next[rank]] = Entry {
+                identity: rank as u32,
+                ..*entry
+            };
+            next[rank] += 1;
+        }
+        for group in starts.windows(2) {
+            sorted[group[0]..group[1]].sort_by_key(|e| e.time);
+        }
+        self.index = sorted;
     }
 
     fn spill(&mut self) -> Result<(), EngineError> {
@@ -633,6 +654,41 @@ mod tests {
             decode_event_into(&buf, &mut None).is_err(),
             "trailing bytes are corruption"
         );
+    }
+
+    /// The counting sort against a plain comparison sort, over identities without a rank,
+    /// equal times and times out of input order.
+    #[test]
+    fn buffer_sort_orders_by_rank_then_time_then_input_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sorter =
+            EventSorter::new(usize::MAX, dir.path(), IdentityOrder::Name).expect("sorter");
+        let ranks = [2, 0, 1];
+        let mut state = 7u64;
+        let mut random = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        sorter.index = (0..2_000)
+            .map(|start| Entry {
+                identity: random(4) as u32,
+                len: 0,
+                time: random(50) as i64 - 25,
+                start,
+            })
+            .collect();
+        let mut expected = sorter.index.clone();
+        expected.sort_by_key(|e| {
+            let rank = ranks.get(e.identity as usize).map_or(3, |&r| r);
+            (rank, e.time, e.start)
+        });
+        sorter.sort_buffer(&ranks);
+        let order = |index: &[Entry]| index.iter().map(|e| e.start).collect::<Vec<_>>();
+        assert_eq!(order(&sorter.index), order(&expected));
+        let identities: Vec<u32> = sorter.index.iter().map(|e| e.identity).collect();
+        assert!(identities.is_sorted(), "ids are replaced by their ranks");
     }
 
     #[test]
