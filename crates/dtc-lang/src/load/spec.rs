@@ -1213,15 +1213,10 @@ fn is_date(s: &str) -> bool {
     let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
         return false;
     };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&d)
+    i32::try_from(y)
+        .ok()
+        .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, m, d))
+        .is_some()
 }
 
 /// 1-based line of byte `offset`.

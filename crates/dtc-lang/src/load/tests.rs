@@ -229,6 +229,15 @@ fn version_must_be_a_quoted_date() {
     assert!(codes(&WINDOW.replace("'2026-11-01'", "2026-11-01")).contains(&Code::E0203));
     assert!(codes(&WINDOW.replace("'2026-11-01'", "'2026-13-01'")).contains(&Code::E0203));
     assert!(codes(&WINDOW.replace("'2026-11-01'", "'v1'")).contains(&Code::E0203));
+    for not_a_day in [
+        "'2023-02-29'",
+        "'1900-02-29'",
+        "'2026-04-31'",
+        "'2026-11-00'",
+    ] {
+        let text = WINDOW.replace("'2026-11-01'", not_a_day);
+        assert!(codes(&text).contains(&Code::E0203), "{not_a_day}");
+    }
     assert_eq!(
         codes(&WINDOW.replace("'2026-11-01'", "\"2024-02-29\"")),
         vec![]
