@@ -168,16 +168,14 @@ impl EventSorter {
     pub fn push(&mut self, identity: &str, event: &Event) -> Result<(), EngineError> {
         let id = self.interner.intern(identity);
         let start = self.arena.len();
-        encode_event(id, event, &mut self.arena).map_err(|e| EngineError::SpillCorrupt {
-            path: self.spill_dir.path().to_path_buf(),
-            detail: e.to_string(),
-        })?;
+        encode_event(id, event, &mut self.arena)
+            .map_err(|e| corrupt(self.spill_dir.path(), e.to_string()))?;
         let len = u32::try_from(self.arena.len() - start).map_err(|_| {
             self.arena.truncate(start);
-            EngineError::SpillCorrupt {
-                path: self.spill_dir.path().to_path_buf(),
-                detail: "an event is larger than 4 GiB encoded".into(),
-            }
+            corrupt(
+                self.spill_dir.path(),
+                "an event is larger than 4 GiB encoded".into(),
+            )
         })?;
         self.index.push(Entry {
             identity: id,
@@ -302,8 +300,16 @@ impl EventSorter {
             interner: self.interner,
             _spill_dir: self.spill_dir,
         };
-        for i in 0..merged.sources.len() {
-            merged.advance(i)?;
+        for source in 0..merged.sources.len() {
+            let next = read_next(
+                &mut merged.sources,
+                &mut merged.heads,
+                &merged.ranks,
+                source,
+            )?;
+            if let Some(entry) = next {
+                merged.heap.push(entry);
+            }
         }
         Ok(merged)
     }
@@ -349,14 +355,11 @@ impl Source {
                 // copied out first. One that straddles the buffer's end is read into `buf`.
                 let available = reader.fill_buf().map_err(spill_err)?;
                 if let Some((record, used)) = buffered_record(available) {
-                    decode_event_into(record, head).map_err(|detail| {
-                        EngineError::SpillCorrupt {
-                            path: path.clone(),
-                            detail,
-                        }
-                    })?;
+                    let decoded = decode_event_into(record, head);
                     reader.consume(used);
-                    return Ok(true);
+                    return decoded
+                        .map(|()| true)
+                        .map_err(|detail| corrupt(path, detail));
                 }
                 let mut len = [0u8; 4];
                 match reader.read_exact(&mut len) {
@@ -369,12 +372,35 @@ impl Source {
                 (&buf[..], &*path)
             }
         };
-        decode_event_into(bytes, head).map_err(|detail| EngineError::SpillCorrupt {
-            path: path.to_path_buf(),
-            detail,
-        })?;
+        decode_event_into(bytes, head).map_err(|detail| corrupt(path, detail))?;
         Ok(true)
     }
+}
+
+fn corrupt(path: &Path, detail: String) -> EngineError {
+    EngineError::SpillCorrupt {
+        path: path.to_path_buf(),
+        detail,
+    }
+}
+
+/// Decodes `source`'s next event into its head and returns the event's heap entry; at the end
+/// of the source, clears the head and returns `None`.
+/// (Takes the merge's fields rather than the merge, so that the heap can stay borrowed.)
+fn read_next(
+    sources: &mut [Source],
+    heads: &mut [Option<(u32, Event)>],
+    ranks: &[u32],
+    source: usize,
+) -> Result<Option<Reverse<(Key, usize)>>, EngineError> {
+    let head = &mut heads[source];
+    if sources[source].next_into(head)?
+        && let Some((id, event)) = head
+    {
+        return Ok(Some(Reverse((ranked(key(*id, event), ranks), source))));
+    }
+    *head = None;
+    Ok(None)
 }
 
 /// The length-prefixed record at the start of `available` and the bytes it takes with its
@@ -419,19 +445,6 @@ pub struct SortedEvents {
 }
 
 impl SortedEvents {
-    fn advance(&mut self, source: usize) -> Result<(), EngineError> {
-        let head = &mut self.heads[source];
-        if self.sources[source].next_into(head)? {
-            if let Some((id, event)) = head {
-                self.heap
-                    .push(Reverse((ranked(key(*id, event), &self.ranks), source)));
-            }
-        } else {
-            *head = None;
-        }
-        Ok(())
-    }
-
     /// The rank of the next event's identity, and its source.
     fn peek(&self) -> Option<(u32, usize)> {
         self.heap
@@ -460,17 +473,14 @@ impl SortedEvents {
             if next_rank != rank {
                 break;
             }
-            let head = &mut self.heads[source];
-            if let Some((_, event)) = head {
+            if let Some((_, event)) = &self.heads[source] {
                 f(event);
             }
-            if self.sources[source].next_into(head)?
-                && let Some((id, event)) = head
-            {
-                *top = Reverse((ranked(key(*id, event), &self.ranks), source));
-            } else {
-                *head = None;
-                PeekMut::pop(top);
+            match read_next(&mut self.sources, &mut self.heads, &self.ranks, source)? {
+                Some(entry) => *top = entry,
+                None => {
+                    PeekMut::pop(top);
+                }
             }
         }
         Ok(())
