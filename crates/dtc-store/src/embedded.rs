@@ -12,10 +12,15 @@ use crate::{
     WriteBatch,
 };
 
-/// Record key → record bytes.
+/// Record key → record bytes. There is no time index: an aggregate's blocks of one identity lie
+/// next to each other in key order, and each record's header holds its start time, so
+/// [`BlockStore::blocks`] reads them in one range scan and skips those outside the range without
+/// decoding their columns. A second B-tree kept in step with this one cost as much as the
+/// records' own inserts, on every block of every run.
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-/// Time-index key (identity, aggregate, start, dims) → nothing; kept in step with `RECORDS`.
-const BY_START: TableDefinition<&[u8], ()> = TableDefinition::new("blocks_by_start");
+/// The time index of stores written before the index was dropped; deleted on open, so that no
+/// stale copy of it outlives the records it would describe.
+const LEGACY_BY_START: TableDefinition<&[u8], ()> = TableDefinition::new("blocks_by_start");
 /// Source partition → next offset to apply.
 const CHECKPOINTS: TableDefinition<&str, i64> = TableDefinition::new("checkpoints");
 
@@ -79,7 +84,8 @@ impl EmbeddedStore {
         // Creating the tables up front lets read transactions open them unconditionally.
         let txn = store.db.begin_write().map_err(|e| store.err(e))?;
         txn.open_table(RECORDS).map_err(|e| store.err(e))?;
-        txn.open_table(BY_START).map_err(|e| store.err(e))?;
+        txn.delete_table(LEGACY_BY_START)
+            .map_err(|e| store.err(e))?;
         txn.open_table(CHECKPOINTS).map_err(|e| store.err(e))?;
         txn.commit().map_err(|e| store.err(e))?;
         Ok(store)
@@ -110,40 +116,16 @@ impl EmbeddedStore {
         }
         {
             let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-            let mut by_start = txn.open_table(BY_START).map_err(|e| self.err(e))?;
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
             for key in &deletes {
-                let old_start = match records
+                records
                     .remove(key.bytes.as_slice())
-                    .map_err(|e| self.err(e))?
-                {
-                    Some(old) => encoding::stored_start(old.value(), &self.name)?,
-                    None => None,
-                };
-                if let Some(start) = old_start {
-                    by_start
-                        .remove(key.index_key(start).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
+                    .map_err(|e| self.err(e))?;
             }
-            for (key, bytes, record) in &puts {
-                let old_start = match records
+            for (key, bytes, _) in &puts {
+                records
                     .insert(key.bytes.as_slice(), bytes.as_slice())
-                    .map_err(|e| self.err(e))?
-                {
-                    Some(old) => encoding::stored_start(old.value(), &self.name)?,
-                    None => None,
-                };
-                if let Some(start) = old_start {
-                    by_start
-                        .remove(key.index_key(start).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                if let Some(start) = record.start_time {
-                    by_start
-                        .insert(key.index_key(start).as_slice(), ())
-                        .map_err(|e| self.err(e))?;
-                }
+                    .map_err(|e| self.err(e))?;
             }
             for (partition, checkpoint) in &batch.checkpoints {
                 checkpoints
@@ -254,32 +236,30 @@ impl BlockStore for EmbeddedStore {
         aggregate: &str,
         range: TimeRange,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let Some((lo, hi, prefix_len)) = encoding::block_bounds(identity, aggregate, range) else {
-            return Ok(Vec::new());
-        };
+        let prefix = encoding::aggregate_prefix(identity, aggregate);
+        let end = encoding::after_prefix(&prefix);
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-        let by_start = txn.open_table(BY_START).map_err(|e| self.err(e))?;
-        let entries = by_start
-            .range(lo.as_slice()..hi.as_slice())
+        let entries = records
+            .range(prefix.as_slice()..end.as_slice())
             .map_err(|e| self.err(e))?;
-        entries
-            .map(|entry| {
-                let (index_key, _) = entry.map_err(|e| self.err(e))?;
-                let key = encoding::record_key_of_index(index_key.value(), prefix_len, &self.name)?;
-                let bytes = records
-                    .get(key.as_slice())
-                    .map_err(|e| self.err(e))?
-                    .ok_or_else(|| {
-                        StoreError::corrupt(&self.name, "time index points at a missing record")
-                    })?;
-                encoding::decode_record(
-                    encoding::decode_key(&key, &self.name)?,
-                    bytes.value(),
-                    &self.name,
-                )
-            })
-            .collect()
+        let mut blocks = Vec::new();
+        for entry in entries {
+            let (key, bytes) = entry.map_err(|e| self.err(e))?;
+            let Some(start) = encoding::stored_start(bytes.value(), &self.name)? else {
+                continue;
+            };
+            if range.contains(start) {
+                let key = encoding::decode_key(key.value(), &self.name)?;
+                blocks.push((
+                    start,
+                    encoding::decode_record(key, bytes.value(), &self.name)?,
+                ));
+            }
+        }
+        // Key order within equal starts (stable), as a time index ordered (start, dims) gives.
+        blocks.sort_by_key(|(start, _)| *start);
+        Ok(blocks.into_iter().map(|(_, record)| record).collect())
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
@@ -428,6 +408,27 @@ mod tests {
             Some(Checkpoint { offset: 77 })
         );
         assert_eq!(store.all_identities().unwrap(), vec![Arc::from("u1")]);
+    }
+
+    #[test]
+    fn open_drops_the_time_index_of_older_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(LEGACY_BY_START)
+                .unwrap()
+                .insert(&b"stale"[..], ())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let err = txn.open_table(LEGACY_BY_START).err().unwrap();
+        assert!(
+            matches!(err, redb::TableError::TableDoesNotExist(_)),
+            "{err:?}"
+        );
     }
 
     #[test]

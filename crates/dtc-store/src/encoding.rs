@@ -79,7 +79,7 @@ pub fn identity_prefix(identity: &str) -> Vec<u8> {
 
 /// Sized for the dimensions that follow in a record key (a time and a short string, say), so
 /// that encoding a key allocates once.
-fn aggregate_prefix(identity: &str, aggregate: &str) -> Vec<u8> {
+pub(crate) fn aggregate_prefix(identity: &str, aggregate: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(identity.len() + aggregate.len() + 4 + 32);
     write_escaped(&mut out, identity.as_bytes());
     write_escaped(&mut out, aggregate.as_bytes());
