@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use dtc_plan::eval::{Evaluator, Scope, convert};
 use dtc_plan::plan::{
-    AggregateLayout, ColumnRole, FieldPlan, Slot, StreamAggregateKind, StreamingPlan,
+    AggregateLayout, ColumnRole, Dialect, FieldPlan, ScheduledField, Slot, StreamAggregate,
+    StreamAggregateKind, StreamingPlan,
 };
 use dtc_plan::value::{Str, Value};
 use dtc_store::{RecordKey, RecordKind, StoredRecord};
@@ -96,15 +97,22 @@ impl IdentityState {
 /// Applies events to identity states for one streaming plan.
 pub struct StreamingOperator {
     plan: Arc<StreamingPlan>,
+    run: Runtime,
+    /// Events applied.
+    pub applied: u64,
+}
+
+/// What applying an event uses besides the plan: held apart from it so that `apply` can borrow
+/// the plan's aggregates while it updates these.
+struct Runtime {
     evaluator: Evaluator,
+    dialect: Dialect,
     /// A fresh record of each aggregate: typed defaults.
     defaults: Vec<Vec<Value>>,
     identity_col: Vec<Option<usize>>,
     start_col: Vec<Option<usize>>,
     end_col: Vec<Option<usize>>,
-    pub errors: FieldErrors,
-    /// Events applied.
-    pub applied: u64,
+    errors: FieldErrors,
     next_order: u64,
     /// Reused for each event's dimension values, which mostly name an existing record.
     dims_scratch: Vec<Value>,
@@ -176,17 +184,25 @@ impl StreamingOperator {
         let start_col = col(ColumnRole::StartTime);
         let end_col = col(ColumnRole::EndTime);
         StreamingOperator {
-            evaluator: Evaluator::new(plan.dialect),
-            errors: FieldErrors::new(plan.field_names.len()),
+            run: Runtime {
+                evaluator: Evaluator::new(plan.dialect),
+                dialect: plan.dialect,
+                defaults,
+                identity_col,
+                start_col,
+                end_col,
+                errors: FieldErrors::new(plan.field_names.len()),
+                next_order: 0,
+                dims_scratch: Vec::new(),
+            },
             plan,
-            defaults,
-            identity_col,
-            start_col,
-            end_col,
             applied: 0,
-            next_order: 0,
-            dims_scratch: Vec::new(),
         }
+    }
+
+    /// Evaluation errors per spec field, counted over every event applied.
+    pub fn errors(&self) -> &FieldErrors {
+        &self.run.errors
     }
 
     pub fn plan(&self) -> &Arc<StreamingPlan> {
@@ -218,7 +234,7 @@ impl StreamingOperator {
             if rec.columns.len() != self.plan.aggregates[agg].layout.columns.len() {
                 continue;
             }
-            let order = self.next_order();
+            let order = self.run.next_order();
             let a = &mut state.aggs[agg];
             a.by_dims.insert(rec.key.dims.clone(), a.records.len());
             a.records.push(Record {
@@ -244,6 +260,56 @@ impl StreamingOperator {
         state
     }
 
+    /// Applies one admitted event (identity, time and transform `When` already evaluated).
+    pub fn apply(&mut self, state: &mut IdentityState, event: &Event) {
+        self.applied += 1;
+        let run = &mut self.run;
+        for (ai, agg) in self.plan.aggregates.iter().enumerate() {
+            if matches!(agg.kind, StreamAggregateKind::Variable) {
+                // Recomputed for every event: no value leaks from the previous event, even
+                // when the aggregate's `When` is false for this one.
+                run.reset_variable(state, ai);
+            }
+            if let Some(when) = &agg.when {
+                let scope = EventScope {
+                    state,
+                    event,
+                    defaults: &run.defaults,
+                };
+                if !run.evaluator.eval_bool(when, &scope) {
+                    continue;
+                }
+            }
+            let target = match &agg.kind {
+                StreamAggregateKind::Variable => state.aggs[ai].current,
+                StreamAggregateKind::Identity | StreamAggregateKind::Block => {
+                    let mut dims = std::mem::take(&mut run.dims_scratch);
+                    let evaluated = run.eval_dimensions(&agg.dimensions, state, event, &mut dims);
+                    let target = evaluated.then(|| run.open_record(agg, state, ai, &dims));
+                    run.dims_scratch = dims;
+                    target
+                }
+                StreamAggregateKind::Activity {
+                    separate_by_inactive_seconds,
+                } => Some(run.open_activity_block(
+                    agg,
+                    state,
+                    ai,
+                    *separate_by_inactive_seconds,
+                    event,
+                )),
+            };
+            let Some(target) = target else { continue };
+            run.touch_times(state, ai, target, event.time);
+            if !matches!(agg.kind, StreamAggregateKind::Variable) {
+                state.aggs[ai].records[target].dirty = true;
+            }
+            run.eval_fields(agg, state, ai, target, event);
+        }
+    }
+}
+
+impl Runtime {
     fn reset_variable(&self, state: &mut IdentityState, ai: usize) {
         let fresh = self.defaults[ai].clone();
         let a = &mut state.aggs[ai];
@@ -265,50 +331,6 @@ impl StreamingOperator {
     fn next_order(&mut self) -> u64 {
         self.next_order += 1;
         self.next_order
-    }
-
-    /// Applies one admitted event (identity, time and transform `When` already evaluated).
-    pub fn apply(&mut self, state: &mut IdentityState, event: &Event) {
-        self.applied += 1;
-        let plan = self.plan.clone();
-        for (ai, agg) in plan.aggregates.iter().enumerate() {
-            if matches!(agg.kind, StreamAggregateKind::Variable) {
-                // Recomputed for every event: no value leaks from the previous event, even
-                // when the aggregate's `When` is false for this one.
-                self.reset_variable(state, ai);
-            }
-            if let Some(when) = &agg.when {
-                let scope = EventScope {
-                    state,
-                    event,
-                    defaults: &self.defaults,
-                };
-                if !self.evaluator.eval_bool(when, &scope) {
-                    continue;
-                }
-            }
-            let target = match &agg.kind {
-                StreamAggregateKind::Variable => state.aggs[ai].current,
-                StreamAggregateKind::Identity | StreamAggregateKind::Block => {
-                    let mut dims = std::mem::take(&mut self.dims_scratch);
-                    let evaluated = self.eval_dimensions(&agg.dimensions, state, event, &mut dims);
-                    let target = evaluated.then(|| self.open_record(state, ai, &dims));
-                    self.dims_scratch = dims;
-                    target
-                }
-                StreamAggregateKind::Activity {
-                    separate_by_inactive_seconds,
-                } => {
-                    Some(self.open_activity_block(state, ai, *separate_by_inactive_seconds, event))
-                }
-            };
-            let Some(target) = target else { continue };
-            self.touch_times(state, ai, target, event.time);
-            if !matches!(agg.kind, StreamAggregateKind::Variable) {
-                state.aggs[ai].records[target].dirty = true;
-            }
-            self.eval_fields(&agg.fields, state, ai, target, event);
-        }
     }
 
     /// Dimension values converted to their declared types, into `dims`; `false` (and an error
@@ -335,7 +357,7 @@ impl StreamingOperator {
                     if v.is_null() {
                         Err("dimension value is null".to_string())
                     } else {
-                        convert(v, d.ty, self.plan.dialect).map_err(|e| e.to_string())
+                        convert(v, d.ty, self.dialect).map_err(|e| e.to_string())
                     }
                 });
             match value {
@@ -349,8 +371,13 @@ impl StreamingOperator {
         true
     }
 
-    fn new_record(&mut self, state: &IdentityState, ai: usize, dims: Vec<Value>) -> Record {
-        let agg = &self.plan.aggregates[ai];
+    fn new_record(
+        &mut self,
+        agg: &StreamAggregate,
+        state: &IdentityState,
+        ai: usize,
+        dims: Vec<Value>,
+    ) -> Record {
         let mut columns = self.defaults[ai].clone();
         if let Some(c) = self.identity_col[ai] {
             columns[c] = Value::Str(Str::from(state.identity.clone()));
@@ -371,7 +398,13 @@ impl StreamingOperator {
     }
 
     /// Makes the record for `dims` current, creating it or resuming it.
-    fn open_record(&mut self, state: &mut IdentityState, ai: usize, dims: &[Value]) -> usize {
+    fn open_record(
+        &mut self,
+        agg: &StreamAggregate,
+        state: &mut IdentityState,
+        ai: usize,
+        dims: &[Value],
+    ) -> usize {
         let a = &mut state.aggs[ai];
         // Sorted events of one block mostly follow each other: no lookup for those.
         if let Some(i) = a.current
@@ -384,7 +417,7 @@ impl StreamingOperator {
             return i;
         }
         let dims = dims.to_vec();
-        let rec = self.new_record(state, ai, dims.clone());
+        let rec = self.new_record(agg, state, ai, dims.clone());
         let a = &mut state.aggs[ai];
         a.records.push(rec);
         let i = a.records.len() - 1;
@@ -396,6 +429,7 @@ impl StreamingOperator {
     /// The current inactivity block if `event` belongs to it, else a new one.
     fn open_activity_block(
         &mut self,
+        agg: &StreamAggregate,
         state: &mut IdentityState,
         ai: usize,
         gap_seconds: i64,
@@ -442,7 +476,7 @@ impl StreamingOperator {
         while state.aggs[ai].by_dims.contains_key(&[Value::Int(id)][..]) {
             id += 1;
         }
-        self.open_record(state, ai, &[Value::Int(id)])
+        self.open_record(agg, state, ai, &[Value::Int(id)])
     }
 
     fn touch_times(
@@ -469,27 +503,36 @@ impl StreamingOperator {
 
     fn eval_fields(
         &mut self,
-        fields: &[FieldPlan],
+        agg: &StreamAggregate,
         state: &mut IdentityState,
         ai: usize,
         target: usize,
         event: &Event,
     ) {
-        for f in fields {
+        let guarded = agg
+            .schedule
+            .path
+            .map(|path| event.values.get(path as usize));
+        let scheduled = agg.schedule.fields_for(guarded.flatten());
+        for &ScheduledField { index, check_when } in scheduled {
+            let Some(f) = agg.fields.get(index) else {
+                continue;
+            };
             let result = {
                 let scope = EventScope {
                     state,
                     event,
                     defaults: &self.defaults,
                 };
-                if let Some(when) = &f.when
+                if check_when
+                    && let Some(when) = &f.when
                     && !self.evaluator.eval_bool(when, &scope)
                 {
                     continue;
                 }
                 self.evaluator
                     .eval(&f.value, &scope)
-                    .and_then(|v| convert(v, f.ty, self.plan.dialect))
+                    .and_then(|v| convert(v, f.ty, self.dialect))
             };
             match result {
                 Ok(v) => state.aggs[ai].records[target].columns[f.column as usize] = v,

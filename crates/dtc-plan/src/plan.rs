@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 pub use dtc_lang::syntax::{Dialect, FieldType, WindowType};
 
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 /// Index of an aggregate in its plan's `aggregates`.
 pub type AggId = u16;
@@ -348,6 +348,49 @@ pub struct StreamAggregate {
     /// Empty unless the aggregate has `Dimensions`.
     pub dimensions: Vec<FieldPlan>,
     pub fields: Vec<FieldPlan>,
+    /// Which of `fields` an event can update.
+    pub schedule: FieldSchedule,
+}
+
+/// Which fields of an aggregate an event can update, found with one read of a source path.
+///
+/// The `When`s of event-typed specs mostly test one source path against strings
+/// (`source.event_id == 'game_end'`, `source.event_id in ['a', 'b']`, or such a test and more
+/// conditions). An event's value of that path equals at most one string, so instead of testing
+/// every field's `When`, the operator reads the path once and considers only the fields that can
+/// be true. The `When` of every other field is false for the event, which is what evaluating it
+/// would give: comparing a value with a constant cannot fail, so skipping it counts no error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldSchedule {
+    /// The source path (index into [`StreamingPlan::source_paths`]) the guards test; `None`
+    /// when fewer than two fields share one, and `otherwise` lists every field.
+    pub path: Option<u32>,
+    /// Per string: the fields to consider when the path's value is that string, in field
+    /// order: the fields guarded by it and every field without a guard on the path.
+    pub cases: Vec<(Str, Vec<ScheduledField>)>,
+    /// The fields to consider when the value is none of the strings: those without a guard.
+    pub otherwise: Vec<ScheduledField>,
+}
+
+impl FieldSchedule {
+    /// The fields to consider for an event whose guarded path holds `value`.
+    pub fn fields_for(&self, value: Option<&Value>) -> &[ScheduledField] {
+        if let Some(Value::Str(s)) = value
+            && let Some((_, fields)) = self.cases.iter().find(|(case, _)| case == s)
+        {
+            return fields;
+        }
+        &self.otherwise
+    }
+}
+
+/// A field to consider for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledField {
+    /// Index into the aggregate's `fields`.
+    pub index: usize,
+    /// The field's `When` must still be evaluated: it has conditions beyond the guard.
+    pub check_when: bool,
 }
 
 /// A path into the raw JSON event, e.g. `["a", "b"]` for `source.a.b`.

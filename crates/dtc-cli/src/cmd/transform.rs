@@ -512,7 +512,7 @@ fn streaming_run(
     if summary.spilled_runs > 0 {
         eprintln!("  sorted runs spilled: {}", summary.spilled_runs);
     }
-    report_errors(&operator.errors, &streaming.field_names);
+    report_errors(operator.errors(), &streaming.field_names);
     if let (Some(w), Some(op)) = (&window, &window_op) {
         if let Some(s) = &sink_summary {
             eprintln!("window `{}`: {} rows", w.name, s.rows);

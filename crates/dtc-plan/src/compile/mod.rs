@@ -7,6 +7,7 @@
 mod expr;
 mod hint;
 mod names;
+mod schedule;
 mod streaming;
 mod types;
 mod window;

@@ -10,6 +10,7 @@ use dtc_lang::syntax::{
 
 use super::expr::{AggInfo, Env, ExprCompiler, Sink, StreamPart};
 use super::names::{self, Bound};
+use super::schedule;
 use super::types::{self, Ty};
 use crate::plan::{
     AggregateLayout, CExpr, Column, ColumnId, ColumnRole, FieldPlan, FieldType, StoreBackendKind,
@@ -271,6 +272,7 @@ pub(crate) fn compile(
             store: decl.store.as_ref().map(|s| s.value.clone()),
             layout: info.layout.clone(),
             dimensions,
+            schedule: schedule::schedule(&fields),
             fields,
         });
     }
