@@ -183,7 +183,7 @@ impl StreamingBatch {
             }
             sorted.for_each_event(|event| operator.apply(&mut state, event))?;
             summary.identities += 1;
-            pending.extend(state.dirty_records(operator.plan()));
+            state.dirty_records_into(operator.plan(), &mut pending);
             if pending.len() >= config.write_batch_records {
                 summary.records_written += pending.len() as u64;
                 store.write(WriteBatch {

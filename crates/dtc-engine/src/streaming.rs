@@ -54,9 +54,9 @@ impl IdentityState {
             .unwrap_or(&[])
     }
 
-    /// Records that changed, as store records of `plan`'s stored aggregates.
-    pub fn dirty_records(&self, plan: &StreamingPlan) -> Vec<StoredRecord> {
-        let mut out = Vec::new();
+    /// Appends the records that changed to `out`, as store records of `plan`'s stored
+    /// aggregates.
+    pub fn dirty_records_into(&self, plan: &StreamingPlan, out: &mut Vec<StoredRecord>) {
         for (agg, state) in plan.aggregates.iter().zip(&self.aggs) {
             let kind = match agg.kind {
                 StreamAggregateKind::Variable => continue,
@@ -85,7 +85,6 @@ impl IdentityState {
                 });
             }
         }
-        out
     }
 
     fn current(&self, agg: usize) -> Option<&Record> {

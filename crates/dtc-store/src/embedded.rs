@@ -101,12 +101,11 @@ impl EmbeddedStore {
     }
 
     fn apply(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        let (mut deletes, mut puts) = encoding::encode_batch(batch)?;
+        let mut packed = encoding::PackedBatch::encode(batch)?;
         // In key order the B-tree inserts walk the tree once from left to right instead of
         // landing on random pages (a caller may send identities in any order, and an identity's
-        // records in creation order). Stable, so two writes of one key keep their order.
-        deletes.sort_by(|a, b| a.bytes.cmp(&b.bytes));
-        puts.sort_by(|a, b| a.0.bytes.cmp(&b.0.bytes));
+        // records in creation order).
+        packed.sort_by_key();
         let mut durability = self.durability_state();
         let durable = durability.last_durable.elapsed() >= SYNC_INTERVAL;
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -117,15 +116,11 @@ impl EmbeddedStore {
         {
             let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
-            for key in &deletes {
-                records
-                    .remove(key.bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
+            for key in packed.deletes() {
+                records.remove(key).map_err(|e| self.err(e))?;
             }
-            for (key, bytes, _) in &puts {
-                records
-                    .insert(key.bytes.as_slice(), bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
+            for (key, record) in packed.puts() {
+                records.insert(key, record).map_err(|e| self.err(e))?;
             }
             for (partition, checkpoint) in &batch.checkpoints {
                 checkpoints
