@@ -242,6 +242,14 @@ impl Evaluator {
                 let step = self.eval_opt(step.as_deref(), scope)?;
                 ops::slice(&v, &lower, &upper, &step)
             }
+            // `float(source.x)`, `parser.parse(source.t)`: the argument is read in place
+            // instead of copied onto the argument stack.
+            CExpr::Call(builtin, args)
+                if let [CExpr::Load(slot)] = args.as_slice()
+                    && let Some(arg) = scope.load_ref(*slot) =>
+            {
+                builtins::call(*builtin, std::slice::from_ref(arg), self.dialect)
+            }
             CExpr::Call(builtin, args) => {
                 let base = self.args.len();
                 let result = match self.push_args(args, scope) {
@@ -569,6 +577,28 @@ mod tests {
         assert_eq!(scope.copies.get(), 0);
         assert_eq!(ev.eval(&load(), &scope), Ok(Value::str("game_end")));
         assert_eq!(scope.copies.get(), 1);
+    }
+
+    #[test]
+    fn a_call_on_a_loaded_value_borrows_it() {
+        let scope = BorrowingScope {
+            copies: Cell::new(0),
+            value: Value::str(" 1.5 "),
+        };
+        let load = || CExpr::Load(Slot::SourcePath(0));
+        let mut ev = Evaluator::new(Dialect::Native);
+        let float = CExpr::Call(crate::plan::Builtin::Float, vec![load()]);
+        assert_eq!(ev.eval(&float, &scope), Ok(Value::Float(1.5)));
+        let len = CExpr::Call(crate::plan::Builtin::Len, vec![load()]);
+        assert_eq!(ev.eval(&len, &scope), Ok(Value::Int(5)));
+        assert_eq!(scope.copies.get(), 0);
+        // Without a borrowed value the call evaluates its argument as before.
+        let counting = CountingScope {
+            loads: Cell::new(0),
+            value: Value::str("abc"),
+        };
+        assert_eq!(ev.eval(&len, &counting), Ok(Value::Int(3)));
+        assert_eq!(counting.loads.get(), 1);
     }
 
     #[test]
