@@ -67,7 +67,6 @@ pub struct StreamingBatch {
     sorter: EventSorter,
     operator: StreamingOperator,
     config: BatchConfig,
-    seq: u64,
     checkpoints: Vec<(String, Checkpoint)>,
     /// Key of this run's progress checkpoint (see [`StreamingBatch::resumable`]).
     run_key: Option<String>,
@@ -84,7 +83,6 @@ impl StreamingBatch {
             )?,
             operator: StreamingOperator::new(plan),
             config,
-            seq: 0,
             checkpoints: Vec::new(),
             run_key: None,
         })
@@ -98,20 +96,17 @@ impl StreamingBatch {
         values: &mut Vec<Value>,
         whole: Option<Value>,
     ) -> Result<Pushed, EngineError> {
-        self.seq += 1;
-        Ok(
-            match self.admitter.admit(std::mem::take(values), whole, self.seq) {
-                Admission::Accepted { identity, event } => {
-                    // Buffered encoded: the event's values are not needed past this point.
-                    self.sorter.push(&identity, &event)?;
-                    *values = event.values;
-                    values.clear();
-                    Pushed::Accepted
-                }
-                Admission::Filtered => Pushed::Filtered,
-                Admission::Rejected { reason, detail } => Pushed::Rejected { reason, detail },
-            },
-        )
+        Ok(match self.admitter.admit(std::mem::take(values), whole) {
+            Admission::Accepted { identity, event } => {
+                // Buffered encoded: the event's values are not needed past this point.
+                self.sorter.push(&identity, &event)?;
+                *values = event.values;
+                values.clear();
+                Pushed::Accepted
+            }
+            Admission::Filtered => Pushed::Filtered,
+            Admission::Rejected { reason, detail } => Pushed::Rejected { reason, detail },
+        })
     }
 
     /// Records that input `partition` has been applied up to `offset` (e.g. a file's last line

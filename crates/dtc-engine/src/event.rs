@@ -13,8 +13,6 @@ pub use dtc_io::RejectReason;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub time: DateTime<Utc>,
-    /// Input order; ties in event time are applied in this order.
-    pub seq: u64,
     /// One value per `StreamingPlan::source_paths` entry.
     pub values: Vec<Value>,
     /// The whole event, only when the plan uses bare `source`.
@@ -95,7 +93,7 @@ impl Admitter {
         }
     }
 
-    pub fn admit(&mut self, mut values: Vec<Value>, whole: Option<Value>, seq: u64) -> Admission {
+    pub fn admit(&mut self, mut values: Vec<Value>, whole: Option<Value>) -> Admission {
         let mut scope = RawScope {
             values: &values,
             whole: whole.as_ref(),
@@ -151,7 +149,6 @@ impl Admitter {
             identity,
             event: Event {
                 time,
-                seq,
                 values,
                 whole,
             },

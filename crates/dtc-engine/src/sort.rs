@@ -85,20 +85,18 @@ pub enum IdentityOrder {
     FirstAppearance,
 }
 
-/// The merge order: (identity id, time, input order), compared with the id replaced by its rank.
-type Key = (u32, i64, u64);
+/// The merge order: (identity id, time), compared with the id replaced by its rank. Equal keys
+/// come out in input order without a sequence number: a run holds them in input order, and
+/// the merge breaks ties between runs by run number, which is input order too.
+type Key = (u32, i64);
 
 fn key(id: u32, e: &Event) -> Key {
-    (id, e.time.timestamp_micros(), e.seq)
+    (id, e.time.timestamp_micros())
 }
 
 /// `key` in output order: the identity's rank instead of its id.
-fn ranked((id, time, seq): Key, ranks: &[u32]) -> Key {
-    (
-        ranks.get(id as usize).copied().unwrap_or(u32::MAX),
-        time,
-        seq,
-    )
+fn ranked((id, time): Key, ranks: &[u32]) -> Key {
+    (ranks.get(id as usize).copied().unwrap_or(u32::MAX), time)
 }
 
 /// Sorts events by identity (in an [`IdentityOrder`]), time and input order.
@@ -108,9 +106,9 @@ fn ranked((id, time, seq): Key, ranks: &[u32]) -> Key {
 /// so the budget is what the buffer really takes, more events fit before a spill, and freeing
 /// a spilled buffer leaves no fragmented heap behind.
 ///
-/// An index entry has no input order: the index is built in input order and sorted stably,
-/// and between sorted runs the earlier run holds the earlier input (the merge breaks ties by
-/// the events' own `seq`).
+/// Neither an index entry nor an event carries its input order: the index is built in input
+/// order and sorted stably, and between sorted runs the earlier run holds the earlier input
+/// (the merge breaks ties by run number).
 pub struct EventSorter {
     budget_bytes: usize,
     arena: Vec<u8>,
@@ -449,7 +447,7 @@ impl SortedEvents {
     fn peek(&self) -> Option<(u32, usize)> {
         self.heap
             .peek()
-            .map(|Reverse(((rank, _, _), source))| (*rank, *source))
+            .map(|Reverse(((rank, _), source))| (*rank, *source))
     }
 
     /// The identity whose events [`SortedEvents::for_each_event`] yields next; `None` once all
@@ -469,7 +467,7 @@ impl SortedEvents {
         // popped and pushed again: it is usually still the smallest (a run holds an identity's
         // events together, and runs of time-ordered input hold consecutive stretches of time).
         while let Some(mut top) = self.heap.peek_mut() {
-            let Reverse(((next_rank, _, _), source)) = *top;
+            let Reverse(((next_rank, _), source)) = *top;
             if next_rank != rank {
                 break;
             }
@@ -497,7 +495,6 @@ fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::
     let start = out.len();
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&event.time.timestamp_micros().to_le_bytes());
-    out.extend_from_slice(&event.seq.to_le_bytes());
     out.push(u8::from(event.whole.is_some()));
     let encoded =
         codec::encode_sparse_values(&event.values, out).and_then(|()| match &event.whole {
@@ -513,7 +510,7 @@ fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::
 /// Decodes one event into `slot`, reusing the event there: its vector, and its strings where
 /// the new event has the same (see [`codec::decode_sparse_values_into`]).
 fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<(), String> {
-    let header = 4 + 8 + 8 + 1;
+    let header = 4 + 8 + 1;
     if bytes.len() < header {
         return Err(format!("record of {} bytes is too short", bytes.len()));
     }
@@ -523,9 +520,7 @@ fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<()
     let id = u32::from_le_bytes(u32b);
     u64b.copy_from_slice(&bytes[4..12]);
     let micros = i64::from_le_bytes(u64b);
-    u64b.copy_from_slice(&bytes[12..20]);
-    let seq = u64::from_le_bytes(u64b);
-    let has_whole = bytes[20] == 1;
+    let has_whole = bytes[12] == 1;
     let body = &bytes[header..];
     let time = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| format!("time {micros} µs is out of range"))?;
@@ -534,7 +529,6 @@ fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<()
             id,
             Event {
                 time,
-                seq,
                 values: Vec::new(),
                 whole: None,
             },
@@ -552,7 +546,6 @@ fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<()
     };
     *slot_id = id;
     event.time = time;
-    event.seq = seq;
     Ok(())
 }
 
@@ -561,10 +554,9 @@ mod tests {
     use super::*;
     use dtc_plan::value::Value;
 
-    fn ev(secs: i64, seq: u64, tag: &str) -> Event {
+    fn ev(secs: i64, tag: &str) -> Event {
         Event {
             time: DateTime::from_timestamp(secs, 0).unwrap_or_default(),
-            seq,
             values: vec![Value::str(tag), Value::Int(secs)],
             whole: None,
         }
@@ -591,12 +583,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut sorter = EventSorter::new(budget, dir.path(), order).expect("sorter");
         let input = [
-            ("b", ev(10, 0, "b10")),
-            ("a", ev(30, 1, "a30")),
-            ("a", ev(10, 2, "a10-first")),
-            ("b", ev(5, 3, "b5")),
-            ("a", ev(10, 4, "a10-second")),
-            ("a", ev(20, 5, "a20")),
+            ("b", ev(10, "b10")),
+            ("a", ev(30, "a30")),
+            ("a", ev(10, "a10-first")),
+            ("b", ev(5, "b5")),
+            ("a", ev(10, "a10-second")),
+            ("a", ev(20, "a20")),
         ];
         for (id, e) in input {
             sorter.push(id, &e).expect("push");
@@ -644,11 +636,11 @@ mod tests {
     #[test]
     fn spilled_events_round_trip_with_and_without_the_whole_event() {
         let mut buf = Vec::new();
-        let mut with_whole = ev(7, 3, "x");
+        let mut with_whole = ev(7, "x");
         with_whole.whole = Some(Value::list(vec![Value::Int(1), Value::str("w")]));
         // Decoded into a fresh slot and into one holding another event, as the merge does.
         let mut reused = None;
-        for event in [ev(7, 3, "x"), with_whole, ev(8, 4, "y"), ev(8, 5, "y")] {
+        for event in [ev(7, "x"), with_whole, ev(8, "y"), ev(8, "y")] {
             buf.clear();
             encode_event(9, &event, &mut buf).expect("encode");
             let mut fresh = None;
@@ -658,7 +650,7 @@ mod tests {
             assert_eq!(reused, Some((9, event)));
         }
         buf.clear();
-        encode_event(9, &ev(7, 3, "x"), &mut buf).expect("encode");
+        encode_event(9, &ev(7, "x"), &mut buf).expect("encode");
         buf.push(0);
         assert!(
             decode_event_into(&buf, &mut None).is_err(),
@@ -705,9 +697,7 @@ mod tests {
     fn run_records_are_read_whole_in_the_buffer_or_across_its_end() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("run");
-        let events: Vec<Event> = (0..20)
-            .map(|i| ev(i, i as u64, &"x".repeat(i as usize)))
-            .collect();
+        let events: Vec<Event> = (0..20).map(|i| ev(i, &"x".repeat(i as usize))).collect();
         let mut bytes = Vec::new();
         for e in &events {
             let mut record = Vec::new();

@@ -674,7 +674,7 @@ Aggregates:
                         .map_or(Value::Null, |(_, v)| v.clone())
                 })
                 .collect();
-            match admitter.admit(values, None, seq) {
+            match admitter.admit(values, None) {
                 Admission::Accepted { event, .. } => operator.apply(&mut state, &event),
                 other => panic!("event {seq} not admitted: {other:?}"),
             }
