@@ -90,7 +90,8 @@ impl StreamingBatch {
 
     /// Admits one projected event. Accepted events are buffered; the caller handles filtered
     /// and rejected ones (counting, dead letters). `values` is taken; an accepted event's
-    /// vector comes back empty, so a caller reading many lines can reuse its allocation.
+    /// vector comes back, still holding its values, so a caller reading many lines can reuse
+    /// it (the extractor resets only the values a line set, instead of dropping them all here).
     pub fn push(
         &mut self,
         values: &mut Vec<Value>,
@@ -101,7 +102,6 @@ impl StreamingBatch {
                 // Buffered encoded: the event's values are not needed past this point.
                 self.sorter.push(&identity, &event)?;
                 *values = event.values;
-                values.clear();
                 Pushed::Accepted
             }
             Admission::Filtered => Pushed::Filtered,

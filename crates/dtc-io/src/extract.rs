@@ -137,11 +137,19 @@ impl Extractor {
     }
 
     /// Fills `out` with one value per path (null when missing), plus the whole event when
-    /// requested. `out` is cleared first; reuse it across lines.
+    /// requested. Whatever `out` held is replaced; reuse it across lines.
     pub fn extract(&self, line: &[u8], out: &mut Vec<Value>) -> Result<(), Rejection> {
-        out.clear();
-        // Not `resize`: its generic clone of the fill value is a jump table per element.
-        out.extend(std::iter::repeat_with(|| Value::Null).take(self.output_len()));
+        if out.len() == self.output_len() {
+            // Most paths are absent from most lines: resetting only the values the last line
+            // set skips a drop per slot.
+            for v in out.iter_mut().filter(|v| !v.is_null()) {
+                *v = Value::Null;
+            }
+        } else {
+            out.clear();
+            // Not `resize`: its generic clone of the fill value is a jump table per element.
+            out.extend(std::iter::repeat_with(|| Value::Null).take(self.output_len()));
+        }
         let result = self.extract_into(line, out);
         if result.is_err() {
             // A rejected line must not leave half its values behind for a caller to misuse.
@@ -686,6 +694,36 @@ mod tests {
         let ex = Extractor::new(&paths, false);
         let mut out = vec![Value::Int(99)];
         ex.extract(line.as_bytes(), &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn a_reused_output_keeps_nothing_of_the_previous_line() {
+        let paths: Vec<SourcePath> = ["a", "b", "c.d"].iter().map(|p| path(p)).collect();
+        let ex = Extractor::new(&paths, false);
+        let mut out = Vec::new();
+        let lines = [
+            (
+                r#"{"a": "x", "c": {"d": [1]}}"#,
+                Ok(vec![
+                    Value::str("x"),
+                    Value::Null,
+                    Value::list(vec![Value::Int(1)]),
+                ]),
+            ),
+            (
+                r#"{"b": 2}"#,
+                Ok(vec![Value::Null, Value::Int(2), Value::Null]),
+            ),
+            (r#"{"a": "y", "b": "#, Err(())),
+            (
+                r#"{"c": {"d": true}}"#,
+                Ok(vec![Value::Null, Value::Null, Value::Bool(true)]),
+            ),
+        ];
+        for (line, want) in lines {
+            let got = ex.extract(line.as_bytes(), &mut out).map(|()| out.clone());
+            assert_eq!(got.map_err(|_| ()), want, "{line}");
+        }
     }
 
     #[test]
