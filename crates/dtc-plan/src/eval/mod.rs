@@ -293,6 +293,16 @@ impl Evaluator {
             };
             return is_equal == equal;
         }
+        // `source.x in ['a', 'b']`: membership tested in place, as `compare_chain` would.
+        if let CExpr::Compare(first, rest) = expr
+            && let (CExpr::Load(slot), [(op @ (CmpOp::In | CmpOp::NotIn), right)]) =
+                (&**first, rest.as_slice())
+            && let CExpr::List(items) | CExpr::Tuple(items) = right
+            && let Some(v) = scope.load_ref(*slot)
+            && let Some(found) = const_membership(items, v)
+        {
+            return found == (*op == CmpOp::In);
+        }
         self.eval_cow(expr, scope).is_ok_and(|v| truthy(&v))
     }
 
@@ -519,6 +529,13 @@ mod tests {
             CExpr::And(Box::new(path(1)), Box::new(failing.clone())),
             CExpr::And(Box::new(failing.clone()), Box::new(path(1))),
             CExpr::Or(Box::new(failing), Box::new(path(1))),
+            cmp(CmpOp::In, path(0), CExpr::List(vec![s("a"), s("game_end")])),
+            cmp(CmpOp::In, path(0), CExpr::Tuple(vec![s("a")])),
+            cmp(CmpOp::NotIn, path(0), CExpr::List(vec![s("game_end")])),
+            cmp(CmpOp::NotIn, path(2), CExpr::List(vec![s("game_end")])),
+            cmp(CmpOp::In, path(1), CExpr::List(vec![c(Value::Float(1.0))])),
+            cmp(CmpOp::In, path(1), CExpr::List(vec![path(1)])),
+            cmp(CmpOp::In, path(0), path(0)),
         ];
         let mut ev = Evaluator::new(Dialect::Native);
         for e in &cases {
