@@ -166,7 +166,8 @@ impl EventSorter {
     pub fn push(&mut self, identity: &str, event: &Event) -> Result<(), EngineError> {
         let id = self.interner.intern(identity);
         let start = self.arena.len();
-        encode_event(id, event, &mut self.arena)
+        let time = event.time.timestamp_micros();
+        encode_event(id, time, event, &mut self.arena)
             .map_err(|e| corrupt(self.spill_dir.path(), e.to_string()))?;
         let len = u32::try_from(self.arena.len() - start).map_err(|_| {
             self.arena.truncate(start);
@@ -178,7 +179,7 @@ impl EventSorter {
         self.index.push(Entry {
             identity: id,
             len,
-            time: event.time.timestamp_micros(),
+            time,
             start,
         });
         if self.buffered_bytes() >= self.budget_bytes {
@@ -490,11 +491,16 @@ impl SortedEvents {
     }
 }
 
-/// Appends one event in the spill format to `out`.
-fn encode_event(id: u32, event: &Event, out: &mut Vec<u8>) -> Result<(), codec::CodecError> {
+/// Appends one event in the spill format to `out`; `micros` is its time.
+fn encode_event(
+    id: u32,
+    micros: i64,
+    event: &Event,
+    out: &mut Vec<u8>,
+) -> Result<(), codec::CodecError> {
     let start = out.len();
     out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&event.time.timestamp_micros().to_le_bytes());
+    out.extend_from_slice(&micros.to_le_bytes());
     out.push(u8::from(event.whole.is_some()));
     let encoded =
         codec::encode_sparse_values(&event.values, out).and_then(|()| match &event.whole {
@@ -642,7 +648,7 @@ mod tests {
         let mut reused = None;
         for event in [ev(7, "x"), with_whole, ev(8, "y"), ev(8, "y")] {
             buf.clear();
-            encode_event(9, &event, &mut buf).expect("encode");
+            encode_event(9, event.time.timestamp_micros(), &event, &mut buf).expect("encode");
             let mut fresh = None;
             decode_event_into(&buf, &mut fresh).expect("decode");
             assert_eq!(fresh, Some((9, event.clone())));
@@ -650,7 +656,8 @@ mod tests {
             assert_eq!(reused, Some((9, event)));
         }
         buf.clear();
-        encode_event(9, &ev(7, "x"), &mut buf).expect("encode");
+        let event = ev(7, "x");
+        encode_event(9, event.time.timestamp_micros(), &event, &mut buf).expect("encode");
         buf.push(0);
         assert!(
             decode_event_into(&buf, &mut None).is_err(),
@@ -701,7 +708,7 @@ mod tests {
         let mut bytes = Vec::new();
         for e in &events {
             let mut record = Vec::new();
-            encode_event(3, e, &mut record).expect("encode");
+            encode_event(3, e.time.timestamp_micros(), e, &mut record).expect("encode");
             bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&record);
         }
