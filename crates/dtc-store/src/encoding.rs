@@ -4,7 +4,8 @@
 //! Keys are order-preserving so that prefix and range scans serve the access paths:
 //!
 //! - record key: `esc(identity) esc(aggregate) dim*`
-//! - time-index key: `esc(identity) esc(aggregate) time(start) dim*`
+//! - time-index key: `esc(identity) esc(aggregate) time(start) dim*` (the memory store's and
+//!   DynamoDB's; the embedded store scans an aggregate's record keys instead)
 //!
 //! `esc` copies a string's bytes with `00` written as `00 FF` and ends it with `00 01`, so that
 //! no escaped string is a prefix of another (`u1` / `u10`) and byte order is string order. A
@@ -14,8 +15,8 @@
 //! are their value-codec bytes escaped like a string.
 //!
 //! A record value is a header (format byte, kind, version, and a block's start time, so that
-//! the old index entry can be found without decoding the columns) followed by the columns in
-//! the `dtc_plan::codec` row encoding.
+//! the old index entry can be found, and a range scan can skip a block, without decoding the
+//! columns) followed by the columns in the `dtc_plan::codec` row encoding.
 
 use std::ops::Range;
 
@@ -66,17 +67,18 @@ impl EncodedKey {
 pub fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
     let mut bytes = aggregate_prefix(&key.identity, &key.aggregate);
     let prefix_len = bytes.len();
-    for dim in &key.dims {
-        write_dim(&mut bytes, dim)?;
-    }
+    write_dims(&mut bytes, &key.dims)?;
     Ok(EncodedKey { bytes, prefix_len })
 }
 
 /// [`encode_key`]'s bytes, appended to `out`.
 fn encode_key_into(key: &RecordKey, out: &mut Vec<u8>) -> Result<(), StoreError> {
-    write_escaped(out, key.identity.as_bytes());
-    write_escaped(out, key.aggregate.as_bytes());
-    key.dims.iter().try_for_each(|dim| write_dim(out, dim))
+    write_aggregate_prefix(out, &key.identity, &key.aggregate);
+    write_dims(out, &key.dims)
+}
+
+fn write_dims(out: &mut Vec<u8>, dims: &[Value]) -> Result<(), StoreError> {
+    dims.iter().try_for_each(|dim| write_dim(out, dim))
 }
 
 /// The prefix of every key of an identity.
@@ -90,9 +92,13 @@ pub fn identity_prefix(identity: &str) -> Vec<u8> {
 /// that encoding a key allocates once.
 pub(crate) fn aggregate_prefix(identity: &str, aggregate: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(identity.len() + aggregate.len() + 4 + 32);
-    write_escaped(&mut out, identity.as_bytes());
-    write_escaped(&mut out, aggregate.as_bytes());
+    write_aggregate_prefix(&mut out, identity, aggregate);
     out
+}
+
+fn write_aggregate_prefix(out: &mut Vec<u8>, identity: &str, aggregate: &str) {
+    write_escaped(out, identity.as_bytes());
+    write_escaped(out, aggregate.as_bytes());
 }
 
 /// The smallest key greater than every key starting with `prefix`, which ends with a
