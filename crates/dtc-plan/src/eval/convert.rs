@@ -1,6 +1,7 @@
 //! Conversion of values to declared field types (contract 4.5 and 9) and the conversion
 //! builtins `int()`, `float()`, `str()`, `bool()`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use indexmap::{IndexMap, IndexSet};
@@ -106,7 +107,11 @@ pub(crate) fn float_to_int(f: f64) -> Result<Value, EvalError> {
 }
 
 /// Removes `_` digit separators, which Python allows only between two digits.
-fn strip_underscores(s: &str, is_digit: impl Fn(char) -> bool) -> Option<String> {
+fn strip_underscores(s: &str, is_digit: impl Fn(char) -> bool) -> Option<Cow<'_, str>> {
+    // Numbers in events rarely have separators: those are taken as they are, unallocated.
+    if !s.contains('_') {
+        return Some(Cow::Borrowed(s));
+    }
     let chars: Vec<char> = s.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         if *c == '_' {
@@ -117,7 +122,9 @@ fn strip_underscores(s: &str, is_digit: impl Fn(char) -> bool) -> Option<String>
             }
         }
     }
-    Some(chars.into_iter().filter(|c| *c != '_').collect())
+    Some(Cow::Owned(
+        chars.into_iter().filter(|c| *c != '_').collect(),
+    ))
 }
 
 pub(crate) fn parse_int(text: &str, base: u32) -> Result<Value, EvalError> {
@@ -145,7 +152,7 @@ pub(crate) fn parse_int(text: &str, base: u32) -> Result<Value, EvalError> {
         return Err(invalid());
     }
     let signed = if negative {
-        format!("-{cleaned}")
+        Cow::Owned(format!("-{cleaned}"))
     } else {
         cleaned
     };
@@ -178,12 +185,13 @@ fn parse_float(text: &str) -> Result<f64, EvalError> {
     };
     let s = text.trim();
     let cleaned = strip_underscores(s, |c| c.is_ascii_digit()).ok_or_else(invalid)?;
-    let lower = cleaned.to_ascii_lowercase();
-    let body = lower.trim_start_matches(['+', '-']);
+    let body = cleaned.trim_start_matches(['+', '-']);
     // Rust also accepts forms Python rejects ("infinity" is shared; "in" is not), so only
-    // named values Python knows are let through.
+    // named values Python knows are let through (both ignore case).
     if body.starts_with(|c: char| c.is_ascii_alphabetic())
-        && !matches!(body, "inf" | "infinity" | "nan")
+        && !["inf", "infinity", "nan"]
+            .iter()
+            .any(|name| body.eq_ignore_ascii_case(name))
     {
         return Err(invalid());
     }
@@ -385,6 +393,21 @@ mod tests {
         );
         assert_eq!(
             kind(conv(Value::str("infinit"), FieldType::Float)),
+            K::ValueError
+        );
+        // Python ignores the case of its named values, and so must the unallocated road.
+        assert!(
+            matches!(conv(Value::str("+Infinity"), FieldType::Float), Ok(Value::Float(f)) if f == f64::INFINITY)
+        );
+        assert!(
+            matches!(conv(Value::str("NaN"), FieldType::Float), Ok(Value::Float(f)) if f.is_nan())
+        );
+        assert_eq!(
+            kind(conv(Value::str("1__0"), FieldType::Float)),
+            K::ValueError
+        );
+        assert_eq!(
+            kind(conv(Value::str("In"), FieldType::Float)),
             K::ValueError
         );
     }
