@@ -159,16 +159,12 @@ impl Extractor {
     }
 
     fn extract_into(&self, line: &[u8], out: &mut [Value]) -> Result<(), Rejection> {
-        let text = std::str::from_utf8(line).map_err(|e| {
-            Rejection::new(
-                RejectReason::InvalidUtf8,
-                format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
-            )
-        })?;
+        // The scanner checks UTF-8 as it goes (see `Scanner::string_body`), so a line it takes
+        // is not read a second time for the check.
         if !self.whole {
             if (Scanner {
                 ex: self,
-                text,
+                bytes: line,
                 at: 0,
             })
             .line(out)
@@ -180,6 +176,12 @@ impl Extractor {
             // The scanner gave up part-way: start the serde walk from a clean slate.
             out.iter_mut().for_each(|v| *v = Value::Null);
         }
+        let text = std::str::from_utf8(line).map_err(|e| {
+            Rejection::new(
+                RejectReason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
+            )
+        })?;
         self.extract_with_serde(text, out)
     }
 
@@ -240,11 +242,16 @@ impl Extractor {
 const SCANNER_MAX_DEPTH: usize = 64;
 
 /// The fast road for one line (see the module doc). Every method returns `None` to give up:
-/// on invalid JSON and on the shapes it leaves to serde (escapes, exponents, requested
-/// objects or arrays, deep nesting), never on valid plain input.
+/// on invalid JSON or UTF-8 and on the shapes it leaves to serde (escapes, exponents,
+/// requested objects or arrays, deep nesting), never on valid plain input.
+///
+/// It reads bytes, not a checked `str`: outside strings it accepts ASCII only (punctuation,
+/// white space, numbers, literals), and each string is checked as it is scanned, so a line
+/// it takes whole is valid UTF-8 (a multi-byte character cannot span a quote, which is
+/// ASCII) without a separate pass over the line.
 struct Scanner<'a> {
     ex: &'a Extractor,
-    text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
@@ -254,11 +261,11 @@ impl<'a> Scanner<'a> {
         self.eat(b'{')?;
         self.object(Some(0), out, 0)?;
         self.ws();
-        (self.at == self.text.len()).then_some(())
+        (self.at == self.bytes.len()).then_some(())
     }
 
     fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     fn ws(&mut self) {
@@ -339,20 +346,33 @@ impl<'a> Scanner<'a> {
 
     fn skip_word(&mut self, word: &str) -> Option<()> {
         let end = self.at + word.len();
-        (self.text.get(self.at..end)? == word).then(|| self.at = end)
+        (self.bytes.get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
     }
 
-    /// A string after its opening quote, up to and past the closing one. Gives up on escapes
-    /// and on control characters (invalid in JSON strings; serde words the error).
+    /// A string after its opening quote, up to and past the closing one. Gives up on escapes,
+    /// on control characters (invalid in JSON strings) and on invalid UTF-8; serde words the
+    /// error.
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let rest = self.text.as_bytes().get(start..)?;
-        let end = string_stop(rest)?;
+        let rest = self.bytes.get(start..)?;
+        let mut end = string_stop(rest)?;
+        let mut ascii = true;
+        while rest.get(end).is_some_and(|&b| b >= 0x80) {
+            ascii = false;
+            end += 1 + string_stop(rest.get(end + 1..)?)?;
+        }
         if rest.get(end) != Some(&b'"') {
             return None;
         }
+        let body = rest.get(..end)?;
         self.at = start + end + 1;
-        self.text.get(start..start + end)
+        if ascii {
+            // SAFETY: every byte of `body` is below 0x80 (`string_stop` stops at any other), and
+            // ASCII is valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(body) })
+        } else {
+            std::str::from_utf8(body).ok()
+        }
     }
 
     /// A number: plain integers of up to 18 digits directly, any other valid number through
@@ -360,7 +380,7 @@ impl<'a> Scanner<'a> {
     fn number(&mut self) -> Option<Value> {
         let start = self.at;
         let plain = self.number_text()?;
-        let text = self.text.get(start..self.at)?;
+        let text = std::str::from_utf8(self.bytes.get(start..self.at)?).ok()?;
         let (negative, digits) = match text.strip_prefix('-') {
             Some(digits) => (true, digits),
             None => (false, text),
@@ -382,7 +402,7 @@ impl<'a> Scanner<'a> {
     /// up on exponents and on very long numbers, which serde may reject as out of range.
     fn number_text(&mut self) -> Option<bool> {
         let start = self.at;
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
         let digits = |at: &mut usize| {
             let from = *at;
             while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
@@ -462,7 +482,8 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The index of the first `"`, `\` or control byte (< 0x20): where a plain string body ends.
+/// The index of the first `"`, `\`, control byte (< 0x20) or non-ASCII byte (>= 0x80): where
+/// a plain ASCII string body ends.
 ///
 /// One pass over eight bytes at a time: keys and values are mostly a few bytes long, so a
 /// memchr call per string costs more in setup than it saves, and a second loop for control
@@ -480,7 +501,8 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
         let w = u64::from_le_bytes(*word);
         let flags = below(w ^ (ONES * u64::from(b'"')), 1)
             | below(w ^ (ONES * u64::from(b'\\')), 1)
-            | below(w, 0x20);
+            | below(w, 0x20)
+            | w & HIGHS;
         if flags != 0 {
             return Some(at + flags.trailing_zeros() as usize / 8);
         }
@@ -488,7 +510,7 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
     }
     let tail = bytes.get(at..)?;
     tail.iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
         .map(|i| at + i)
 }
 
@@ -869,7 +891,7 @@ mod tests {
             let mut scanned = vec![Value::Null; ex.output_len()];
             let took = (Scanner {
                 ex: &ex,
-                text: line,
+                bytes: line.as_bytes(),
                 at: 0,
             })
             .line(&mut scanned)
@@ -938,7 +960,7 @@ mod tests {
         let mut scanned = vec![Value::Null; ex.output_len()];
         let scanner = Scanner {
             ex: &ex,
-            text: line,
+            bytes: line.as_bytes(),
             at: 0,
         }
         .line(&mut scanned);
@@ -968,19 +990,17 @@ mod tests {
     fn string_stop_by_bytes(bytes: &[u8]) -> Option<usize> {
         bytes
             .iter()
-            .position(|&b| matches!(b, b'"' | b'\\' | 0..0x20))
+            .position(|&b| matches!(b, b'"' | b'\\' | 0..0x20 | 0x80..))
     }
 
     /// Every stop byte at every position of strings of 0..=17 bytes (both sides of one and two
-    /// words), over plain, non-ASCII and near-miss filler, with and without a second stop
-    /// after the first, and at the very end of the buffer.
+    /// words), over near-miss filler, with and without a second stop after the first, and at
+    /// the very end of the buffer.
     #[test]
-    fn string_stop_finds_the_first_quote_backslash_or_control_byte() {
-        let stops = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n'];
-        // Bytes one off the stops, and high bytes whose borrow or sign could fake a flag.
-        let fillers = [
-            b'a', b'!', b'#', b'[', b']', 0x20, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
-        ];
+    fn string_stop_finds_the_first_quote_backslash_control_or_non_ascii_byte() {
+        let stops = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n', 0x80, 0xa2, 0xdc, 0xff];
+        // Bytes one off the stops, whose borrow could fake a flag.
+        let fillers = [b'a', b'!', b'#', b'[', b']', 0x20, 0x7e, 0x7f];
         for len in 0..=17 {
             for &filler in &fillers {
                 let plain = vec![filler; len];
@@ -1013,10 +1033,10 @@ mod tests {
     #[test]
     fn string_body_stops_at_the_quote_and_gives_up_on_escapes_and_controls() {
         let ex = Extractor::new(&[], false);
-        let body = |text| {
+        let body = |text: &'static str| {
             let mut scanner = Scanner {
                 ex: &ex,
-                text,
+                bytes: text.as_bytes(),
                 at: 0,
             };
             scanner.string_body().map(|body| (body, scanner.at))
@@ -1030,6 +1050,24 @@ mod tests {
         assert_eq!(body("a\\\"b\""), None);
         assert_eq!(body("tab\there\""), None);
         assert_eq!(body("12345678\u{1f}\""), None);
+        let bytes = |b: &'static [u8]| {
+            let mut scanner = Scanner {
+                ex: &ex,
+                bytes: b,
+                at: 0,
+            };
+            scanner.string_body().map(|body| (body, scanner.at))
+        };
+        assert_eq!(
+            bytes("日本語の文字列\"".as_bytes()),
+            Some(("日本語の文字列", 22))
+        );
+        assert_eq!(bytes(b"ab\xc3\xa9cdefghij\"x"), Some(("abécdefghij", 13)));
+        // Invalid UTF-8, a lone continuation byte and a character cut by the quote.
+        assert_eq!(bytes(b"abc\xff\""), None);
+        assert_eq!(bytes(b"\x80abcdefgh\""), None);
+        assert_eq!(bytes(b"abcdefgh\xc3\""), None);
+        assert_eq!(bytes(b"\xc3"), None);
     }
 
     #[test]
@@ -1055,5 +1093,21 @@ mod tests {
         assert!(err.detail.contains("column 9"), "{}", err.detail);
         let err = ex.extract(b"{\"a\": \"\xff\"}", &mut out).unwrap_err();
         assert_eq!(err.detail, "invalid UTF-8 at byte 8");
+        // The scanner checks UTF-8 where it goes: in a member no path asks for, in a member
+        // name, and outside strings, the line is rejected all the same.
+        for line in [
+            &b"{\"a\": 1, \"skipped\": \"ok \xe9\"}"[..],
+            b"{\"\xe9\": 1, \"a\": 2}",
+            b"{\"a\": 1 \xff}",
+        ] {
+            let err = ex.extract(line, &mut out).unwrap_err();
+            assert_eq!(
+                err.reason,
+                RejectReason::InvalidUtf8,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(out, vec![Value::Null]);
+        }
     }
 }
