@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dtc_plan::plan::{StreamingPlan, WindowPlan};
+use dtc_plan::plan::{CExpr, Slot, StreamingPlan, WindowPlan};
 use dtc_plan::record::Row;
 use dtc_plan::value::Value;
 use dtc_store::{BlockStore, Checkpoint, StoredRecord, WriteBatch};
@@ -74,13 +74,17 @@ pub struct StreamingBatch {
 
 impl StreamingBatch {
     pub fn new(plan: Arc<StreamingPlan>, config: BatchConfig) -> Result<Self, EngineError> {
+        let mut sorter = EventSorter::new(
+            config.sort_budget_bytes,
+            &config.spill_dir,
+            config.identity_order,
+        )?;
+        if let CExpr::Load(Slot::SourcePath(path)) = plan.identity {
+            sorter.identity_path(path as usize);
+        }
         Ok(StreamingBatch {
             admitter: Admitter::new(plan.clone()),
-            sorter: EventSorter::new(
-                config.sort_budget_bytes,
-                &config.spill_dir,
-                config.identity_order,
-            )?,
+            sorter,
             operator: StreamingOperator::new(plan),
             config,
             checkpoints: Vec::new(),
@@ -98,9 +102,12 @@ impl StreamingBatch {
         whole: Option<Value>,
     ) -> Result<Pushed, EngineError> {
         Ok(match self.admitter.admit(std::mem::take(values), whole) {
-            Admission::Accepted { identity, event } => {
+            Admission::Accepted {
+                identity,
+                mut event,
+            } => {
                 // Buffered encoded: the event's values are not needed past this point.
-                self.sorter.push(&identity, &event)?;
+                self.sorter.push(&identity, &mut event)?;
                 *values = event.values;
                 Pushed::Accepted
             }

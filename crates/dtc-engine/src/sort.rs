@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use dtc_plan::codec;
-use dtc_plan::value::Str;
+use dtc_plan::value::{Str, Value};
 
 use crate::error::EngineError;
 use crate::event::Event;
@@ -117,6 +117,7 @@ pub struct EventSorter {
     runs: Vec<PathBuf>,
     interner: Interner,
     order: IdentityOrder,
+    identity_path: Option<usize>,
 }
 
 /// One buffered event: the identity (its id until the buffer is sorted, then its rank), the
@@ -160,15 +161,32 @@ impl EventSorter {
             runs: Vec::new(),
             interner: Interner::default(),
             order,
+            identity_path: None,
         })
     }
 
-    pub fn push(&mut self, identity: &str, event: &Event) -> Result<(), EngineError> {
+    /// Declares that the value at `index` of an event's values is its identity whenever it is
+    /// that string (`Identity: source.<path>`). Such a value is not buffered or spilled but
+    /// restored from the identity table: it is a fifth of a typical event's bytes.
+    pub fn identity_path(&mut self, index: usize) {
+        self.identity_path = Some(index);
+    }
+
+    /// Buffers `event` (its values are left as they were).
+    pub fn push(&mut self, identity: &str, event: &mut Event) -> Result<(), EngineError> {
         let id = self.interner.intern(identity);
         let start = self.arena.len();
         let time = event.time.timestamp_micros();
-        encode_event(id, time, event, &mut self.arena)
-            .map_err(|e| corrupt(self.spill_dir.path(), e.to_string()))?;
+        let elided = self.identity_path.and_then(|path| {
+            let value = event.values.get_mut(path)?;
+            matches!(value, Value::Str(s) if s.as_str() == identity)
+                .then(|| (path, std::mem::take(value)))
+        });
+        let encoded = encode_event(id, time, event, elided.is_some(), &mut self.arena);
+        if let Some((path, value)) = elided {
+            event.values[path] = value;
+        }
+        encoded.map_err(|e| corrupt(self.spill_dir.path(), e.to_string()))?;
         let len = u32::try_from(self.arena.len() - start).map_err(|_| {
             self.arena.truncate(start);
             corrupt(
@@ -295,15 +313,18 @@ impl EventSorter {
             heap: BinaryHeap::new(),
             heads: sources.iter().map(|_| None).collect(),
             sources,
-            ranks,
-            interner: self.interner,
+            restore: Restore {
+                ranks,
+                names: self.interner,
+                identity_path: self.identity_path,
+            },
             _spill_dir: self.spill_dir,
         };
         for source in 0..merged.sources.len() {
             let next = read_next(
                 &mut merged.sources,
                 &mut merged.heads,
-                &merged.ranks,
+                &merged.restore,
                 source,
             )?;
             if let Some(entry) = next {
@@ -332,7 +353,11 @@ enum Source {
 impl Source {
     /// Decodes the source's next event into `head` (reusing the event there); `false` at the
     /// end of the source.
-    fn next_into(&mut self, head: &mut Option<(u32, Event)>) -> Result<bool, EngineError> {
+    fn next_into(
+        &mut self,
+        head: &mut Option<(u32, Event)>,
+        restore: &Restore,
+    ) -> Result<bool, EngineError> {
         let (bytes, path) = match self {
             Source::Memory { arena, index, path } => {
                 let Some(entry) = index.next() else {
@@ -354,7 +379,7 @@ impl Source {
                 // copied out first. One that straddles the buffer's end is read into `buf`.
                 let available = reader.fill_buf().map_err(spill_err)?;
                 if let Some((record, used)) = buffered_record(available) {
-                    let decoded = decode_event_into(record, head);
+                    let decoded = decode_event_into(record, head, restore);
                     reader.consume(used);
                     return decoded
                         .map(|()| true)
@@ -371,7 +396,7 @@ impl Source {
                 (&buf[..], &*path)
             }
         };
-        decode_event_into(bytes, head).map_err(|detail| corrupt(path, detail))?;
+        decode_event_into(bytes, head, restore).map_err(|detail| corrupt(path, detail))?;
         Ok(true)
     }
 }
@@ -389,14 +414,17 @@ fn corrupt(path: &Path, detail: String) -> EngineError {
 fn read_next(
     sources: &mut [Source],
     heads: &mut [Option<(u32, Event)>],
-    ranks: &[u32],
+    restore: &Restore,
     source: usize,
 ) -> Result<Option<Reverse<(Key, usize)>>, EngineError> {
     let head = &mut heads[source];
-    if sources[source].next_into(head)?
+    if sources[source].next_into(head, restore)?
         && let Some((id, event)) = head
     {
-        return Ok(Some(Reverse((ranked(key(*id, event), ranks), source))));
+        return Ok(Some(Reverse((
+            ranked(key(*id, event), &restore.ranks),
+            source,
+        ))));
     }
     *head = None;
     Ok(None)
@@ -438,9 +466,16 @@ pub struct SortedEvents {
     /// Each source's next event; `None` once the source is exhausted.
     heads: Vec<Option<(u32, Event)>>,
     sources: Vec<Source>,
-    ranks: Vec<u32>,
-    interner: Interner,
+    restore: Restore,
     _spill_dir: tempfile::TempDir,
+}
+
+/// What decoding needs besides the record: the ranks for its merge key, and the identity
+/// table and path to restore an elided identity value (see [`EventSorter::identity_path`]).
+struct Restore {
+    ranks: Vec<u32>,
+    names: Interner,
+    identity_path: Option<usize>,
 }
 
 impl SortedEvents {
@@ -456,7 +491,7 @@ impl SortedEvents {
     pub fn next_identity(&self) -> Option<Arc<str>> {
         let (_, source) = self.peek()?;
         let (id, _) = self.heads.get(source)?.as_ref()?;
-        self.interner.name(*id).cloned()
+        self.restore.names.name(*id).cloned()
     }
 
     /// Calls `f` with each event of the next identity, in (time, input order).
@@ -475,7 +510,7 @@ impl SortedEvents {
             if let Some((_, event)) = &self.heads[source] {
                 f(event);
             }
-            match read_next(&mut self.sources, &mut self.heads, &self.ranks, source)? {
+            match read_next(&mut self.sources, &mut self.heads, &self.restore, source)? {
                 Some(entry) => *top = entry,
                 None => {
                     PeekMut::pop(top);
@@ -487,21 +522,30 @@ impl SortedEvents {
 
     /// Distinct identities seen in the input.
     pub fn identities(&self) -> usize {
-        self.interner.len()
+        self.restore.names.len()
     }
 }
 
-/// Appends one event in the spill format to `out`; `micros` is its time.
+/// Flag bits of a spilled event.
+const HAS_WHOLE: u8 = 1;
+/// The identity's value was left out at the identity path (see [`EventSorter::identity_path`]).
+const IDENTITY_ELIDED: u8 = 2;
+
+/// Appends one event in the spill format to `out`; `micros` is its time, `identity_elided`
+/// says that its identity value was taken out of its values.
 fn encode_event(
     id: u32,
     micros: i64,
     event: &Event,
+    identity_elided: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), codec::CodecError> {
     let start = out.len();
     out.extend_from_slice(&id.to_le_bytes());
     out.extend_from_slice(&micros.to_le_bytes());
-    out.push(u8::from(event.whole.is_some()));
+    let whole = if event.whole.is_some() { HAS_WHOLE } else { 0 };
+    let elided = if identity_elided { IDENTITY_ELIDED } else { 0 };
+    out.push(whole | elided);
     let encoded =
         codec::encode_sparse_values(&event.values, out).and_then(|()| match &event.whole {
             Some(whole) => codec::encode_value(whole, out),
@@ -515,7 +559,11 @@ fn encode_event(
 
 /// Decodes one event into `slot`, reusing the event there: its vector, and its strings where
 /// the new event has the same (see [`codec::decode_sparse_values_into`]).
-fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<(), String> {
+fn decode_event_into(
+    bytes: &[u8],
+    slot: &mut Option<(u32, Event)>,
+    restore: &Restore,
+) -> Result<(), String> {
     let header = 4 + 8 + 1;
     if bytes.len() < header {
         return Err(format!("record of {} bytes is too short", bytes.len()));
@@ -526,7 +574,8 @@ fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<()
     let id = u32::from_le_bytes(u32b);
     u64b.copy_from_slice(&bytes[4..12]);
     let micros = i64::from_le_bytes(u64b);
-    let has_whole = bytes[12] == 1;
+    let flags = bytes[12];
+    let has_whole = flags & HAS_WHOLE != 0;
     let body = &bytes[header..];
     let time = DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| format!("time {micros} µs is out of range"))?;
@@ -540,8 +589,33 @@ fn decode_event_into(bytes: &[u8], slot: &mut Option<(u32, Event)>) -> Result<()
             },
         )
     });
+    let elided = if flags & IDENTITY_ELIDED != 0 {
+        let path = restore
+            .identity_path
+            .ok_or("an event without its identity value, but no identity path")?;
+        let name = restore
+            .names
+            .name(id)
+            .ok_or_else(|| format!("identity {id} is not in the identity table"))?;
+        // The previous event's value, the same string for all but an identity's first event:
+        // kept rather than built again.
+        let kept = event.values.get_mut(path).map(std::mem::take);
+        Some((path, name, kept))
+    } else {
+        None
+    };
     let used =
         codec::decode_sparse_values_into(body, &mut event.values).map_err(|e| e.to_string())?;
+    if let Some((path, name, kept)) = elided {
+        let value = event
+            .values
+            .get_mut(path)
+            .ok_or_else(|| format!("identity path {path} is past the event's values"))?;
+        *value = match kept {
+            Some(Value::Str(s)) if *s == **name => Value::Str(s),
+            _ => Value::Str(Str::from(&**name)),
+        };
+    }
     let rest = &body[used..];
     event.whole = if has_whole {
         Some(codec::decode_value(rest).map_err(|e| e.to_string())?)
@@ -596,8 +670,8 @@ mod tests {
             ("a", ev(10, "a10-second")),
             ("a", ev(20, "a20")),
         ];
-        for (id, e) in input {
-            sorter.push(id, &e).expect("push");
+        for (id, mut e) in input {
+            sorter.push(id, &mut e).expect("push");
         }
         let runs = sorter.spilled_runs();
         (drain(sorter.finish().expect("finish")), runs)
@@ -639,30 +713,93 @@ mod tests {
         assert_eq!(out, vec![expected_a(), expected_b()]);
     }
 
+    fn no_restore() -> Restore {
+        Restore {
+            ranks: Vec::new(),
+            names: Interner::default(),
+            identity_path: None,
+        }
+    }
+
     #[test]
     fn spilled_events_round_trip_with_and_without_the_whole_event() {
         let mut buf = Vec::new();
         let mut with_whole = ev(7, "x");
         with_whole.whole = Some(Value::list(vec![Value::Int(1), Value::str("w")]));
+        let restore = no_restore();
         // Decoded into a fresh slot and into one holding another event, as the merge does.
         let mut reused = None;
         for event in [ev(7, "x"), with_whole, ev(8, "y"), ev(8, "y")] {
             buf.clear();
-            encode_event(9, event.time.timestamp_micros(), &event, &mut buf).expect("encode");
+            encode_event(9, event.time.timestamp_micros(), &event, false, &mut buf)
+                .expect("encode");
             let mut fresh = None;
-            decode_event_into(&buf, &mut fresh).expect("decode");
+            decode_event_into(&buf, &mut fresh, &restore).expect("decode");
             assert_eq!(fresh, Some((9, event.clone())));
-            decode_event_into(&buf, &mut reused).expect("decode into a used slot");
+            decode_event_into(&buf, &mut reused, &restore).expect("decode into a used slot");
             assert_eq!(reused, Some((9, event)));
         }
         buf.clear();
         let event = ev(7, "x");
-        encode_event(9, event.time.timestamp_micros(), &event, &mut buf).expect("encode");
+        encode_event(9, event.time.timestamp_micros(), &event, false, &mut buf).expect("encode");
         buf.push(0);
         assert!(
-            decode_event_into(&buf, &mut None).is_err(),
+            decode_event_into(&buf, &mut None, &restore).is_err(),
             "trailing bytes are corruption"
         );
+        buf.clear();
+        encode_event(9, event.time.timestamp_micros(), &event, true, &mut buf).expect("encode");
+        let err = decode_event_into(&buf, &mut None, &restore).expect_err("no identity path");
+        assert!(err.contains("no identity path"), "{err}");
+    }
+
+    /// With an identity path, a value equal to the identity is left out of the buffer and the
+    /// runs and restored on the way out; other values there (another string, a number, null)
+    /// are kept as they are. In memory and spilled, and across identities, so that a restored
+    /// value is never the previous identity's.
+    #[test]
+    fn identity_values_are_restored_from_the_identity_table() {
+        let event = |secs: i64, identity: Value| Event {
+            time: DateTime::from_timestamp(secs, 0).unwrap_or_default(),
+            values: vec![identity, Value::Int(secs)],
+            whole: None,
+        };
+        let long = "a-long-identity-name-past-the-inline-size";
+        let input = [
+            ("b", event(1, Value::str("b"))),
+            (long, event(2, Value::str(long))),
+            ("b", event(3, Value::str("not b"))),
+            ("a", event(4, Value::str("a"))),
+            ("a", event(5, Value::Int(7))),
+            ("b", event(6, Value::str("b"))),
+            ("a", event(7, Value::Null)),
+            ("a", event(8, Value::str("a"))),
+            (long, event(9, Value::str(long))),
+        ];
+        for budget in [usize::MAX, 1] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut sorter =
+                EventSorter::new(budget, dir.path(), IdentityOrder::Name).expect("sorter");
+            sorter.identity_path(0);
+            for (id, e) in &input {
+                let mut pushed = e.clone();
+                sorter.push(id, &mut pushed).expect("push");
+                assert_eq!(&pushed, e, "push leaves the values as they were");
+            }
+            let mut sorted = sorter.finish().expect("finish");
+            let mut out = Vec::new();
+            while let Some(id) = sorted.next_identity() {
+                sorted
+                    .for_each_event(|e| out.push((id.to_string(), e.clone())))
+                    .expect("merge");
+            }
+            let mut expected: Vec<(String, Event)> = input
+                .iter()
+                .map(|(id, e)| (id.to_string(), e.clone()))
+                .collect();
+            expected.sort_by_key(|(id, e)| (id.clone(), e.time));
+            assert_eq!(out, expected, "budget {budget}");
+        }
     }
 
     /// The counting sort against a plain comparison sort, over identities without a rank,
@@ -708,7 +845,7 @@ mod tests {
         let mut bytes = Vec::new();
         for e in &events {
             let mut record = Vec::new();
-            encode_event(3, e.time.timestamp_micros(), e, &mut record).expect("encode");
+            encode_event(3, e.time.timestamp_micros(), e, false, &mut record).expect("encode");
             bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
             bytes.extend_from_slice(&record);
         }
@@ -723,7 +860,7 @@ mod tests {
             };
             let mut head = None;
             let mut read = Vec::new();
-            while source.next_into(&mut head).expect("read") {
+            while source.next_into(&mut head, &no_restore()).expect("read") {
                 read.push(head.clone().expect("an event").1);
             }
             assert_eq!(read, events, "buffer of {capacity} bytes");
