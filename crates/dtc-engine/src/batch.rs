@@ -185,7 +185,10 @@ impl StreamingBatch {
             }
             sorted.for_each_event(|event| operator.apply(&mut state, event))?;
             summary.identities += 1;
-            state.dirty_records_into(operator.plan(), &mut pending);
+            // Handed over before its records move to the write batch. Rows may leave before
+            // the records are written either way: a batch is written when it is full.
+            on_identity(&operator, &state)?;
+            state.into_dirty_records(operator.plan(), &mut pending);
             if pending.len() >= config.write_batch_records {
                 summary.records_written += pending.len() as u64;
                 store.write(WriteBatch {
@@ -195,7 +198,6 @@ impl StreamingBatch {
                 })?;
                 crash_point(done);
             }
-            on_identity(&operator, &state)?;
         }
         summary.records_written += pending.len() as u64;
         checkpoints.extend(progress(done));

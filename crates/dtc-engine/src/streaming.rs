@@ -55,9 +55,9 @@ impl IdentityState {
     }
 
     /// Appends the records that changed to `out`, as store records of `plan`'s stored
-    /// aggregates.
-    pub fn dirty_records_into(&self, plan: &StreamingPlan, out: &mut Vec<StoredRecord>) {
-        for (agg, state) in plan.aggregates.iter().zip(&self.aggs) {
+    /// aggregates. Consumes the state: its records move to the store's, uncopied.
+    pub fn into_dirty_records(self, plan: &StreamingPlan, out: &mut Vec<StoredRecord>) {
+        for (agg, state) in plan.aggregates.iter().zip(self.aggs) {
             let kind = match agg.kind {
                 StreamAggregateKind::Variable => continue,
                 StreamAggregateKind::Identity => RecordKind::Identity,
@@ -67,7 +67,7 @@ impl IdentityState {
             };
             let start_col = role_column(&agg.layout, ColumnRole::StartTime);
             let name: Arc<str> = Arc::from(agg.name.as_str());
-            for rec in state.records.iter().filter(|r| r.dirty) {
+            for rec in state.records.into_iter().filter(|r| r.dirty) {
                 let start_time = start_col.and_then(|c| match rec.columns.get(c) {
                     Some(Value::DateTime(t)) => Some(*t),
                     _ => None,
@@ -76,11 +76,11 @@ impl IdentityState {
                     key: RecordKey {
                         identity: self.identity.clone(),
                         aggregate: name.clone(),
-                        dims: rec.dims.clone(),
+                        dims: rec.dims,
                     },
                     kind,
                     start_time,
-                    columns: rec.columns.clone(),
+                    columns: rec.columns,
                     version: rec.version + 1,
                 });
             }
