@@ -3,6 +3,7 @@
 //! It is incremental on purpose: a batch run sorts each identity's events and calls
 //! [`StreamingOperator::apply`] for each; a live consumer calls it as events arrive.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -34,8 +35,36 @@ pub struct Record {
 #[derive(Debug, Clone, Default)]
 struct AggState {
     records: Vec<Record>,
-    by_dims: foldhash::HashMap<Vec<Value>, usize>,
+    /// Indices into `records`, hashed by the record's dims: the records hold the dims, so a
+    /// new block does not copy them into a map key too.
+    by_dims: hashbrown::HashTable<usize>,
     current: Option<usize>,
+}
+
+/// Hashes dims for [`AggState::by_dims`]: foldhash, randomly seeded per operator.
+type DimsHasher = foldhash::fast::RandomState;
+
+impl AggState {
+    fn find(&self, hasher: &DimsHasher, dims: &[Value]) -> Option<usize> {
+        let records = &self.records;
+        self.by_dims
+            .find(hasher.hash_one(dims), |&i| {
+                records.get(i).is_some_and(|r| r.dims == dims)
+            })
+            .copied()
+    }
+
+    /// Appends `record` (whose dims no record has) and indexes it.
+    fn push(&mut self, hasher: &DimsHasher, record: Record) -> usize {
+        let index = self.records.len();
+        let hash = hasher.hash_one(record.dims.as_slice());
+        self.records.push(record);
+        let records = &self.records;
+        self.by_dims.insert_unique(hash, index, |&i| {
+            hasher.hash_one(records.get(i).map_or(&[][..], |r| r.dims.as_slice()))
+        });
+        index
+    }
 }
 
 /// Everything the operator knows about one identity.
@@ -115,6 +144,7 @@ struct Runtime {
     next_order: u64,
     /// Reused for each event's dimension values, which mostly name an existing record.
     dims_scratch: Vec<Value>,
+    dims_hasher: DimsHasher,
 }
 
 struct EventScope<'a> {
@@ -193,6 +223,7 @@ impl StreamingOperator {
                 errors: FieldErrors::new(plan.field_names.len()),
                 next_order: 0,
                 dims_scratch: Vec::new(),
+                dims_hasher: DimsHasher::default(),
             },
             plan,
             applied: 0,
@@ -234,15 +265,16 @@ impl StreamingOperator {
                 continue;
             }
             let order = self.run.next_order();
-            let a = &mut state.aggs[agg];
-            a.by_dims.insert(rec.key.dims.clone(), a.records.len());
-            a.records.push(Record {
-                dims: rec.key.dims,
-                columns: rec.columns,
-                dirty: false,
-                version: rec.version,
-                order,
-            });
+            state.aggs[agg].push(
+                &self.run.dims_hasher,
+                Record {
+                    dims: rec.key.dims,
+                    columns: rec.columns,
+                    dirty: false,
+                    version: rec.version,
+                    order,
+                },
+            );
         }
         // An activity aggregate continues its latest block, if the next event is close enough.
         for (agg, a) in self.plan.aggregates.iter().zip(state.aggs.iter_mut()) {
@@ -411,16 +443,13 @@ impl Runtime {
         {
             return i;
         }
-        if let Some(&i) = a.by_dims.get(dims) {
+        if let Some(i) = a.find(&self.dims_hasher, dims) {
             a.current = Some(i);
             return i;
         }
-        let dims = dims.to_vec();
-        let rec = self.new_record(agg, state, ai, dims.clone());
+        let rec = self.new_record(agg, state, ai, dims.to_vec());
         let a = &mut state.aggs[ai];
-        a.records.push(rec);
-        let i = a.records.len() - 1;
-        a.by_dims.insert(dims, i);
+        let i = a.push(&self.dims_hasher, rec);
         a.current = Some(i);
         i
     }
@@ -472,7 +501,10 @@ impl Runtime {
         // Activity blocks are keyed by a stable id (their first event's time), so the key does
         // not change when a late event moves the block's start.
         let mut id = event.time.timestamp_micros();
-        while state.aggs[ai].by_dims.contains_key(&[Value::Int(id)][..]) {
+        while state.aggs[ai]
+            .find(&self.dims_hasher, &[Value::Int(id)])
+            .is_some()
+        {
             id += 1;
         }
         self.open_record(agg, state, ai, &[Value::Int(id)])
