@@ -6,6 +6,10 @@
 #
 #   benches/e2e.sh [EVENTS...]        default: 1000000 10000000
 #
+# RUNS (default 3) runs of each tool alternate (dtc, DuckDB, dtc, ...), and the medians are
+# reported: these machines' speed drifts by a quarter within minutes, and alternating exposes
+# both tools to the same drift.
+#
 # Needs python3 (a venv with duckdb + pyarrow is made under $BENCH_DIR) and the bench kit in
 # ../shared/bench (or $DTC_BENCH_KIT). Data and results live in $BENCH_DIR
 # (default ~/.cache/dtc-bench).
@@ -17,6 +21,7 @@ bench_dir=${BENCH_DIR:-$HOME/.cache/dtc-bench}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dtc-target}"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
+runs=${RUNS:-3}
 mkdir -p "$bench_dir"
 
 if [ ! -x "$bench_dir/venv/bin/python" ]; then
@@ -30,6 +35,11 @@ cargo build --release -p dtc-cli >&2
 dtc="$CARGO_TARGET_DIR/release/dtc"
 specs="$root/dtc-specs/offer-ai/blurr"
 
+# The median of numbers given one per line.
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # Runs a command pinned to core 0; prints "seconds max_rss_kb". The events file is read once
 # first: the kernel may have dropped it from the page cache since the last run (these machines
 # reclaim cold cache pages), and neither tool should pay for the disk read the other was spared.
@@ -42,6 +52,7 @@ measure() {
   rm -f "$log"
 }
 
+echo "medians of $runs alternating runs per tool, each on core 0"
 printf '%-10s %-8s %10s %12s %10s %8s\n' events tool seconds events/s peak_MB rows
 for n in "${sizes[@]}"; do
   events="$bench_dir/ev_${n}_u$(( n * 3 / 800 )).jsonl"
@@ -51,13 +62,22 @@ for n in "${sizes[@]}"; do
     python3 "$kit/gen_events.py" --users "$users" --days 28 --seed 42 --max-events "$n" --out "$events" >&2
   fi
   out="$bench_dir/run-$n"
-  rm -rf "$out"
-  mkdir -p "$out"
-  read -r dtc_s dtc_kb < <(measure "$dtc" transform \
-      --streaming "$specs/offer-ai-streaming-bts.yml" --window "$specs/offer-ai-window-bts.yml" \
-      --source "$events" --store "$out/store" --output "$out/dtc" --quiet)
-  read -r duck_s duck_kb < <(measure "$py" "$kit/duckdb_offer_ai.py" --input "$events" \
-      --out "$out/duck.parquet" --threads 1)
+  dtc_runs=()
+  duck_runs=()
+  for ((run = 1; run <= runs; run++)); do
+    rm -rf "$out"
+    mkdir -p "$out"
+    dtc_runs+=("$(measure "$dtc" transform \
+        --streaming "$specs/offer-ai-streaming-bts.yml" --window "$specs/offer-ai-window-bts.yml" \
+        --source "$events" --store "$out/store" --output "$out/dtc" --quiet)")
+    duck_runs+=("$(measure "$py" "$kit/duckdb_offer_ai.py" --input "$events" \
+        --out "$out/duck.parquet" --threads 1)")
+    echo "  run $run of $runs at $n events: dtc ${dtc_runs[-1]}, duckdb ${duck_runs[-1]} (seconds, KB)" >&2
+  done
+  dtc_s=$(printf '%s\n' "${dtc_runs[@]}" | cut -d' ' -f1 | median)
+  dtc_kb=$(printf '%s\n' "${dtc_runs[@]}" | cut -d' ' -f2 | median)
+  duck_s=$(printf '%s\n' "${duck_runs[@]}" | cut -d' ' -f1 | median)
+  duck_kb=$(printf '%s\n' "${duck_runs[@]}" | cut -d' ' -f2 | median)
   rows=$("$py" - "$out/dtc" "$out/duck.parquet" <<'PY'
 import sys, glob, math
 import pyarrow.parquet as pq
