@@ -2,7 +2,7 @@
 //! `datetime(...)`. Every result is UTC with microsecond precision, like Python's datetime.
 
 use chrono::format::ParseErrorKind;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
 
 use super::{EvalError, null_operand, overflow, type_error, value_error};
 use crate::value::{Number, Value};
@@ -128,15 +128,19 @@ fn parse_plain_iso(s: &[u8]) -> Option<DateTime<Utc>> {
     if hour >= 24 || minute >= 60 || second >= 60 {
         return None;
     }
-    // Arithmetic rather than chrono's calendar types, whose checks cost more than the parse.
-    let days = days_from_civil(i64::from(year), month, day)?;
-    let secs = days * 86_400 + i64::from(hour * 3_600 + minute * 60 + second);
-    DateTime::from_timestamp(secs, micros * 1_000)
+    let date = civil_date(i32::try_from(year).ok()?, month, day)?;
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(
+        hour * 3_600 + minute * 60 + second,
+        micros * 1_000,
+    )?;
+    Some(NaiveDateTime::new(date, time).and_utc())
 }
 
-/// Days from 1970-01-01 to a proleptic Gregorian date; `None` if there is no such date. The
-/// era arithmetic is Howard Hinnant's `days_from_civil`.
-fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+/// A proleptic Gregorian date; `None` if there is no such date. Built from the day of the year,
+/// which is how chrono stores a date: its month-and-day constructor and its constructor from a
+/// timestamp each cost more than the rest of the parse.
+fn civil_date(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
+    const DAYS_BEFORE_MONTH: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -148,13 +152,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     if day == 0 || day > month_days {
         return None;
     }
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
+    let before = DAYS_BEFORE_MONTH.get(month as usize - 1)?;
+    NaiveDate::from_yo_opt(year, before + day + u32::from(leap && month > 2))
 }
 
 /// Python's strptime directives that chrono spells differently: `%f` reads microseconds.
@@ -374,16 +373,13 @@ mod tests {
     }
 
     #[test]
-    fn days_from_civil_agrees_with_chrono_on_every_day_and_rejects_the_rest() {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    fn civil_date_agrees_with_chrono_on_every_day_and_rejects_the_rest() {
         for year in (0..=2500).chain(9990..=9999) {
             for month in 0..=13 {
                 for day in 0..=32 {
-                    let chrono = NaiveDate::from_ymd_opt(year, month, day)
-                        .map(|d| d.signed_duration_since(epoch).num_days());
                     assert_eq!(
-                        days_from_civil(i64::from(year), month, day),
-                        chrono,
+                        civil_date(year, month, day),
+                        NaiveDate::from_ymd_opt(year, month, day),
                         "{year}-{month}-{day}"
                     );
                 }
