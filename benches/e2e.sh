@@ -46,6 +46,8 @@ median() {
 measure() {
   local log
   cat "$events" > /dev/null
+  # Writes the last run left in the page cache are flushed now, not while this one runs.
+  sync
   log=$(mktemp)
   taskset -c 0 /usr/bin/time -f '%e %M' -o "$log" "$@" > /dev/null
   cat "$log"
