@@ -287,22 +287,37 @@ impl<'a> Scanner<'a> {
         if self.eat(b'}').is_some() {
             return Some(());
         }
+        self.eat(b'"')?;
         loop {
-            self.eat(b'"')?;
             let key = self.string_body()?;
             let child = node.and_then(|n| self.ex.nodes[n as usize].child(key));
-            self.ws();
-            self.eat(b':')?;
+            if self.next_is(b": ") {
+                self.at += 2;
+            } else {
+                self.ws();
+                self.eat(b':')?;
+            }
             self.ws();
             match child {
                 Some(child) => self.requested(child, out, depth)?,
                 None => self.skip(depth)?,
+            }
+            // Event lines mostly separate members with `, ` or `,`: those are one step here,
+            // and the next member's opening quote with them.
+            if self.next_is(b", \"") {
+                self.at += 3;
+                continue;
+            }
+            if self.next_is(b",\"") {
+                self.at += 2;
+                continue;
             }
             self.ws();
             match self.peek()? {
                 b',' => {
                     self.at += 1;
                     self.ws();
+                    self.eat(b'"')?;
                 }
                 b'}' => {
                     self.at += 1;
@@ -311,6 +326,14 @@ impl<'a> Scanner<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// Whether the bytes at the current position start with `expected`.
+    fn next_is<const N: usize>(&self, expected: &[u8; N]) -> bool {
+        self.bytes
+            .get(self.at..)
+            .and_then(<[u8]>::first_chunk::<N>)
+            .is_some_and(|next| next == expected)
     }
 
     /// The value at a trie node: stored if the node is requested, walked if a path goes on.
@@ -865,8 +888,17 @@ mod tests {
             r#"{"a": -0}"#,
             r#"{"a": 1234567890123456789, "b": -9223372036854775808}"#,
             r#"{"a": 18446744073709551616}"#,
+            // Every spacing around `:` and `,`, the one-step forms and the general ones.
+            r#"{"a":"x","b":1,"n":null}"#,
+            r#"{"a" : "x" ,"b":  1 , "n"  :null,  "u": {"id":"u1" , "geo":{}}}"#,
+            "{\"a\":\t\"x\",\n\"b\":\r\n2,\t \"n\": 3}",
+            r#"{"a": "x", "z": [1, 2], "u": {"id": "u1"}, "n": 1}"#,
         ];
         let fallback = [
+            r#"{"a": 1, }"#,
+            r#"{"a": 1,, "b": 2}"#,
+            r#"{"a": 1, "b"}"#,
+            r#"{"a":: 1}"#,
             r#"{"a": 1e3, "b": 2E-2}"#,
             r#"{"z": 1e400}"#,
             r#"{"a": "tab\there", "b": "\u00e9"}"#,
