@@ -38,25 +38,26 @@ struct AggState {
     /// Indices into `records`, hashed by the record's dims: the records hold the dims, so a
     /// new block does not copy them into a map key too.
     by_dims: hashbrown::HashTable<usize>,
+    /// Hashes dims for `by_dims`: foldhash, randomly seeded. Part of the state, so that the
+    /// index stays valid whichever operator applies the state's next event.
+    dims_hasher: foldhash::fast::RandomState,
     current: Option<usize>,
 }
 
-/// Hashes dims for [`AggState::by_dims`]: foldhash, randomly seeded per operator.
-type DimsHasher = foldhash::fast::RandomState;
-
 impl AggState {
-    fn find(&self, hasher: &DimsHasher, dims: &[Value]) -> Option<usize> {
+    fn find(&self, dims: &[Value]) -> Option<usize> {
         let records = &self.records;
         self.by_dims
-            .find(hasher.hash_one(dims), |&i| {
+            .find(self.dims_hasher.hash_one(dims), |&i| {
                 records.get(i).is_some_and(|r| r.dims == dims)
             })
             .copied()
     }
 
     /// Appends `record` (whose dims no record has) and indexes it.
-    fn push(&mut self, hasher: &DimsHasher, record: Record) -> usize {
+    fn push(&mut self, record: Record) -> usize {
         let index = self.records.len();
+        let hasher = &self.dims_hasher;
         let hash = hasher.hash_one(record.dims.as_slice());
         self.records.push(record);
         let records = &self.records;
@@ -144,7 +145,6 @@ struct Runtime {
     next_order: u64,
     /// Reused for each event's dimension values, which mostly name an existing record.
     dims_scratch: Vec<Value>,
-    dims_hasher: DimsHasher,
 }
 
 struct EventScope<'a> {
@@ -223,7 +223,6 @@ impl StreamingOperator {
                 errors: FieldErrors::new(plan.field_names.len()),
                 next_order: 0,
                 dims_scratch: Vec::new(),
-                dims_hasher: DimsHasher::default(),
             },
             plan,
             applied: 0,
@@ -265,16 +264,13 @@ impl StreamingOperator {
                 continue;
             }
             let order = self.run.next_order();
-            state.aggs[agg].push(
-                &self.run.dims_hasher,
-                Record {
-                    dims: rec.key.dims,
-                    columns: rec.columns,
-                    dirty: false,
-                    version: rec.version,
-                    order,
-                },
-            );
+            state.aggs[agg].push(Record {
+                dims: rec.key.dims,
+                columns: rec.columns,
+                dirty: false,
+                version: rec.version,
+                order,
+            });
         }
         // An activity aggregate continues its latest block, if the next event is close enough.
         for (agg, a) in self.plan.aggregates.iter().zip(state.aggs.iter_mut()) {
@@ -443,13 +439,13 @@ impl Runtime {
         {
             return i;
         }
-        if let Some(i) = a.find(&self.dims_hasher, dims) {
+        if let Some(i) = a.find(dims) {
             a.current = Some(i);
             return i;
         }
         let rec = self.new_record(agg, state, ai, dims.to_vec());
         let a = &mut state.aggs[ai];
-        let i = a.push(&self.dims_hasher, rec);
+        let i = a.push(rec);
         a.current = Some(i);
         i
     }
@@ -501,10 +497,7 @@ impl Runtime {
         // Activity blocks are keyed by a stable id (their first event's time), so the key does
         // not change when a late event moves the block's start.
         let mut id = event.time.timestamp_micros();
-        while state.aggs[ai]
-            .find(&self.dims_hasher, &[Value::Int(id)])
-            .is_some()
-        {
+        while state.aggs[ai].find(&[Value::Int(id)]).is_some() {
             id += 1;
         }
         self.open_record(agg, state, ai, &[Value::Int(id)])
