@@ -129,15 +129,7 @@ pub fn encode_sparse_values(values: &[Value], out: &mut Vec<u8>) -> Result<(), C
             return Ok(());
         }
         out[bitmap + i / 8] |= 1 << (i % 8);
-        match v {
-            // Most event values: the tag and a one-byte length in one step.
-            Value::Str(s) if s.len() < 0x80 => {
-                out.extend_from_slice(&[TAG_STR, s.len() as u8]);
-                out.extend_from_slice(s.as_bytes());
-                Ok(())
-            }
-            _ => encode_into(v, out, 0),
-        }
+        encode_into(v, out, 0)
     });
     if result.is_err() {
         out.truncate(start);
@@ -201,6 +193,11 @@ fn encode_into(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Cod
         Value::Float(f) => {
             out.push(TAG_FLOAT);
             out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        // Most strings: the tag and a one-byte length in one step.
+        Value::Str(s) if s.len() < 0x80 => {
+            out.extend_from_slice(&[TAG_STR, s.len() as u8]);
+            out.extend_from_slice(s.as_bytes());
         }
         Value::Str(s) => {
             out.push(TAG_STR);

@@ -567,6 +567,15 @@ mod tests {
         value: Value,
     }
 
+    impl BorrowingScope {
+        fn of(value: Value) -> Self {
+            BorrowingScope {
+                copies: Cell::new(0),
+                value,
+            }
+        }
+    }
+
     impl Scope for BorrowingScope {
         fn load(&self, _slot: Slot) -> Value {
             self.copies.set(self.copies.get() + 1);
@@ -580,10 +589,7 @@ mod tests {
 
     #[test]
     fn compared_and_added_operands_are_borrowed_not_copied() {
-        let scope = BorrowingScope {
-            copies: Cell::new(0),
-            value: Value::str("game_end"),
-        };
+        let scope = BorrowingScope::of(Value::str("game_end"));
         let load = || CExpr::Load(Slot::SourcePath(0));
         let mut ev = Evaluator::new(Dialect::Native);
         let eq = CExpr::Compare(Box::new(load()), vec![(CmpOp::Eq, s("game_end"))]);
@@ -598,10 +604,7 @@ mod tests {
 
     #[test]
     fn a_call_on_a_loaded_value_borrows_it() {
-        let scope = BorrowingScope {
-            copies: Cell::new(0),
-            value: Value::str(" 1.5 "),
-        };
+        let scope = BorrowingScope::of(Value::str(" 1.5 "));
         let load = || CExpr::Load(Slot::SourcePath(0));
         let mut ev = Evaluator::new(Dialect::Native);
         let float = CExpr::Call(crate::plan::Builtin::Float, vec![load()]);
