@@ -23,6 +23,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::reject::{RejectReason, Rejection};
 
+mod stops;
+
+use stops::{StopMask, string_stop};
+
 #[derive(Debug, Clone, Default)]
 struct Node {
     children: Vec<(Box<str>, u32)>,
@@ -162,14 +166,7 @@ impl Extractor {
         // The scanner checks UTF-8 as it goes (see `Scanner::string_body`), so a line it takes
         // is not read a second time for the check.
         if !self.whole {
-            if (Scanner {
-                ex: self,
-                bytes: line,
-                at: 0,
-            })
-            .line(out)
-            .is_some()
-            {
+            if Scanner::new(self, line).line(out).is_some() {
                 self.copy_duplicates(out);
                 return Ok(());
             }
@@ -253,9 +250,19 @@ struct Scanner<'a> {
     ex: &'a Extractor,
     bytes: &'a [u8],
     at: usize,
+    stops: StopMask,
 }
 
 impl<'a> Scanner<'a> {
+    fn new(ex: &'a Extractor, bytes: &'a [u8]) -> Scanner<'a> {
+        Scanner {
+            ex,
+            bytes,
+            at: 0,
+            stops: StopMask::of(bytes),
+        }
+    }
+
     fn line(&mut self, out: &mut [Value]) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
@@ -377,6 +384,23 @@ impl<'a> Scanner<'a> {
     /// error.
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
+        // Nearly every string is ASCII without escapes and lies in the part of the line the
+        // stop mask covers: its first stop is its closing quote.
+        if let Some(stop) = self.stops.next(start)
+            && self.bytes.get(stop) == Some(&b'"')
+        {
+            let body = self.bytes.get(start..stop)?;
+            self.at = stop + 1;
+            // SAFETY: `body` holds no stop, so no byte of it is 0x80 or above, and ASCII is
+            // valid UTF-8.
+            return Some(unsafe { std::str::from_utf8_unchecked(body) });
+        }
+        self.string_body_by_words(start)
+    }
+
+    /// [`Scanner::string_body`] for the rest: non-ASCII strings, strings past the part of the
+    /// line the stop mask covers, and those it gives up on.
+    fn string_body_by_words(&mut self, start: usize) -> Option<&'a str> {
         let rest = self.bytes.get(start..)?;
         let mut end = string_stop(rest)?;
         let mut ascii = true;
@@ -503,38 +527,6 @@ impl<'a> Scanner<'a> {
             }
         }
     }
-}
-
-/// The index of the first `"`, `\`, control byte (< 0x20) or non-ASCII byte (>= 0x80): where
-/// a plain ASCII string body ends.
-///
-/// One pass over eight bytes at a time: keys and values are mostly a few bytes long, so a
-/// memchr call per string costs more in setup than it saves, and a second loop for control
-/// bytes would read every byte twice (which is why this still beats memchr2 on long values
-/// such as URLs).
-fn string_stop(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // The high bit of each byte that is zero (`x - 1` borrows, `!x` keeps it) or below `n`.
-    // A borrow can only flag bytes above a byte that is truly flagged, so the lowest flag of
-    // a little-endian word is exact, which is all this needs.
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
-    let mut at = 0;
-    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-        let w = u64::from_le_bytes(*word);
-        let flags = below(w ^ (ONES * u64::from(b'"')), 1)
-            | below(w ^ (ONES * u64::from(b'\\')), 1)
-            | below(w, 0x20)
-            | w & HIGHS;
-        if flags != 0 {
-            return Some(at + flags.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    let tail = bytes.get(at..)?;
-    tail.iter()
-        .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
-        .map(|i| at + i)
 }
 
 fn invalid_json(e: serde_json::Error) -> Rejection {
@@ -921,13 +913,9 @@ mod tests {
             .chain(fallback.iter().map(|l| (l, false)))
         {
             let mut scanned = vec![Value::Null; ex.output_len()];
-            let took = (Scanner {
-                ex: &ex,
-                bytes: line.as_bytes(),
-                at: 0,
-            })
-            .line(&mut scanned)
-            .is_some();
+            let took = Scanner::new(&ex, line.as_bytes())
+                .line(&mut scanned)
+                .is_some();
             assert_eq!(took, fast, "scanner took {line}");
             let mut got = Vec::new();
             let got = ex.extract(line.as_bytes(), &mut got).map(|()| got);
@@ -990,12 +978,7 @@ mod tests {
         assert_eq!(ex.nodes[1].child(""), None);
         let line = r#"{"aa": 1, "event_tame": 2, "event_type": 3, "": 4, "k150k": 5, "éé": 6}"#;
         let mut scanned = vec![Value::Null; ex.output_len()];
-        let scanner = Scanner {
-            ex: &ex,
-            bytes: line.as_bytes(),
-            at: 0,
-        }
-        .line(&mut scanned);
+        let scanner = Scanner::new(&ex, line.as_bytes()).line(&mut scanned);
         assert!(scanner.is_some());
         let mut walked = vec![Value::Null; ex.output_len()];
         ex.extract_with_serde(line, &mut walked).unwrap();
@@ -1019,58 +1002,11 @@ mod tests {
         }
     }
 
-    fn string_stop_by_bytes(bytes: &[u8]) -> Option<usize> {
-        bytes
-            .iter()
-            .position(|&b| matches!(b, b'"' | b'\\' | 0..0x20 | 0x80..))
-    }
-
-    /// Every stop byte at every position of strings of 0..=17 bytes (both sides of one and two
-    /// words), over near-miss filler, with and without a second stop after the first, and at
-    /// the very end of the buffer.
-    #[test]
-    fn string_stop_finds_the_first_quote_backslash_control_or_non_ascii_byte() {
-        let stops = [b'"', b'\\', 0x00, 0x01, 0x1f, b'\n', 0x80, 0xa2, 0xdc, 0xff];
-        // Bytes one off the stops, whose borrow could fake a flag.
-        let fillers = [b'a', b'!', b'#', b'[', b']', 0x20, 0x7e, 0x7f];
-        for len in 0..=17 {
-            for &filler in &fillers {
-                let plain = vec![filler; len];
-                assert_eq!(string_stop(&plain), None, "{plain:?}");
-                for at in 0..len {
-                    for &stop in &stops {
-                        let mut bytes = plain.clone();
-                        bytes[at] = stop;
-                        assert_eq!(string_stop(&bytes), Some(at), "{bytes:?}");
-                        for later in at + 1..len {
-                            let mut twice = bytes.clone();
-                            twice[later] = b'"';
-                            assert_eq!(string_stop(&twice), Some(at), "{twice:?}");
-                        }
-                    }
-                }
-            }
-        }
-        for text in [
-            "héllo\"",
-            "日本語の文字列です\\n",
-            "😀😀😀😀\u{1}",
-            "ascii then é",
-        ] {
-            let bytes = text.as_bytes();
-            assert_eq!(string_stop(bytes), string_stop_by_bytes(bytes), "{text}");
-        }
-    }
-
     #[test]
     fn string_body_stops_at_the_quote_and_gives_up_on_escapes_and_controls() {
         let ex = Extractor::new(&[], false);
         let body = |text: &'static str| {
-            let mut scanner = Scanner {
-                ex: &ex,
-                bytes: text.as_bytes(),
-                at: 0,
-            };
+            let mut scanner = Scanner::new(&ex, text.as_bytes());
             scanner.string_body().map(|body| (body, scanner.at))
         };
         assert_eq!(body("\""), Some(("", 1)));
@@ -1083,11 +1019,7 @@ mod tests {
         assert_eq!(body("tab\there\""), None);
         assert_eq!(body("12345678\u{1f}\""), None);
         let bytes = |b: &'static [u8]| {
-            let mut scanner = Scanner {
-                ex: &ex,
-                bytes: b,
-                at: 0,
-            };
+            let mut scanner = Scanner::new(&ex, b);
             scanner.string_body().map(|body| (body, scanner.at))
         };
         assert_eq!(
@@ -1100,6 +1032,22 @@ mod tests {
         assert_eq!(bytes(b"\x80abcdefgh\""), None);
         assert_eq!(bytes(b"abcdefgh\xc3\""), None);
         assert_eq!(bytes(b"\xc3"), None);
+        // Strings that start or end past the part of the line the stop mask covers.
+        for text in ["plain", "été", "tab\there", "unterminated"] {
+            let closed = text != "unterminated";
+            for offset in [0, 1000, 1015, 1020, 1023, 1024, 1025, 1100] {
+                let line = format!(
+                    "{}{text}{}",
+                    "x".repeat(offset),
+                    if closed { "\"" } else { "" }
+                );
+                let mut scanner = Scanner::new(&ex, line.as_bytes());
+                scanner.at = offset;
+                let want = (closed && text != "tab\there").then_some((text, line.len()));
+                let got = scanner.string_body().map(|body| (body, scanner.at));
+                assert_eq!(got, want, "{text} at {offset}");
+            }
+        }
     }
 
     #[test]
