@@ -40,14 +40,15 @@ struct Node {
 
 impl Node {
     /// The child for member `key`. Called for every member of every event, most of them not
-    /// requested.
+    /// requested, from one place: inlined there.
+    #[inline(always)]
     fn child(&self, key: &str) -> Option<u32> {
         let mask = self.table.len().checked_sub(1)?;
         let mut at = name_hash(key) & mask;
         loop {
             // A free entry ends the search: it has no child.
             let (name, child) = self.children.get(*self.table.get(at)? as usize)?;
-            if **name == *key {
+            if same_name(name.as_bytes(), key.as_bytes()) {
                 return Some(*child);
             }
             at = (at + 1) & mask;
@@ -69,6 +70,24 @@ impl Node {
             table[at] = index as u32;
         }
         self.table = table.into();
+    }
+}
+
+/// `a == b`, for the short names of event members without a call to `memcmp`: names of 4 to
+/// 16 bytes are compared as two words read from either end (overlapping when shorter than two
+/// words), which is all of a word-at-a-time comparison such names need.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    fn ends<const W: usize>(s: &[u8]) -> Option<([u8; W], [u8; W])> {
+        Some((*s.first_chunk::<W>()?, *s.last_chunk::<W>()?))
+    }
+    match n {
+        8..=16 => ends::<8>(a) == ends::<8>(b),
+        4..8 => ends::<4>(a) == ends::<4>(b),
+        _ => a == b,
     }
 }
 
@@ -928,6 +947,23 @@ mod tests {
                 }
                 _ => panic!("{line}: {got:?} vs {want:?}"),
             }
+        }
+    }
+
+    /// Every length around the word sizes, with a difference at every position, and names of
+    /// different lengths sharing a prefix.
+    #[test]
+    fn same_name_is_byte_equality() {
+        for len in 0..=20 {
+            let name: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+            assert!(same_name(&name, &name.clone()), "{len}");
+            for at in 0..len {
+                let mut other = name.clone();
+                other[at] ^= 0x20;
+                assert!(!same_name(&name, &other), "{len} at {at}");
+            }
+            let longer = [&name[..], b"z"].concat();
+            assert!(!same_name(&name, &longer), "{len}");
         }
     }
 
