@@ -9,4 +9,5 @@ pub mod compile;
 pub mod eval;
 pub mod plan;
 pub mod record;
+mod text;
 pub mod value;

@@ -15,8 +15,7 @@ use std::fmt;
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use indexmap::{IndexMap, IndexSet};
 
-/// A string value: inline up to 23 bytes, else a shared heap string.
-pub type Str = smol_str::SmolStr;
+pub use crate::text::Str;
 
 #[derive(Debug, Clone, Default)]
 pub enum Value {
@@ -39,13 +38,7 @@ pub enum Value {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        // `new_inline` copies without `new`'s checks for static and heap strings, which cost
-        // more than the copy for the short strings events are made of.
-        Value::Str(if s.len() <= Str::INLINE_CAP {
-            Str::new_inline(s)
-        } else {
-            Str::new(s)
-        })
+        Value::Str(Str::new(s))
     }
 
     pub fn list(items: Vec<Value>) -> Value {
@@ -185,7 +178,7 @@ impl From<&str> for Value {
 
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::Str(Str::new(s))
+        Value::Str(Str::from(s))
     }
 }
 
