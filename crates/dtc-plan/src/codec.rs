@@ -231,21 +231,33 @@ fn encode_into(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Cod
         Value::List(items) => encode_seq(TAG_LIST, items.iter(), items.len(), out, depth)?,
         Value::Tuple(items) => encode_seq(TAG_TUPLE, items.iter(), items.len(), out, depth)?,
         Value::Set(items) => encode_seq(TAG_SET, items.iter(), items.len(), out, depth)?,
-        Value::Map(entries) => {
-            if depth >= MAX_DEPTH {
-                return Err(CodecError::TooDeep);
-            }
-            out.push(TAG_MAP);
-            write_varint(out, entries.len() as u64);
-            for (k, v) in entries.iter() {
-                encode_into(k, out, depth + 1)?;
-                encode_into(v, out, depth + 1)?;
-            }
-        }
+        Value::Map(entries) => encode_map(entries, out, depth)?,
     }
     Ok(())
 }
 
+// The containers' encoders loop and recurse: kept out of line, so that encoding a scalar,
+// nearly every value encoded, saves and restores no registers for them.
+
+#[inline(never)]
+fn encode_map(
+    entries: &IndexMap<Value, Value>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), CodecError> {
+    if depth >= MAX_DEPTH {
+        return Err(CodecError::TooDeep);
+    }
+    out.push(TAG_MAP);
+    write_varint(out, entries.len() as u64);
+    for (k, v) in entries.iter() {
+        encode_into(k, out, depth + 1)?;
+        encode_into(v, out, depth + 1)?;
+    }
+    Ok(())
+}
+
+#[inline(never)]
 fn encode_seq<'a>(
     tag: u8,
     items: impl Iterator<Item = &'a Value>,

@@ -77,10 +77,8 @@ impl PartialEq for Value {
             (Str(a), Str(b)) => a == b,
             (DateTime(a), DateTime(b)) => a == b,
             (TimeDelta(a), TimeDelta(b)) => a == b,
-            (List(a), List(b)) | (Tuple(a), Tuple(b)) => a == b,
-            (Set(a), Set(b)) => a.len() == b.len() && a.iter().all(|v| b.contains(v)),
-            (Map(a), Map(b)) => {
-                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| v == w))
+            (List(_), List(_)) | (Tuple(_), Tuple(_)) | (Set(_), Set(_)) | (Map(_), Map(_)) => {
+                containers_eq(self, other)
             }
             _ => match (self.as_number(), other.as_number()) {
                 (Some(Number::Int(a)), Some(Number::Int(b))) => a == b,
@@ -88,6 +86,21 @@ impl PartialEq for Value {
                 _ => false,
             },
         }
+    }
+}
+
+/// `==` of two containers of one kind. Out of line: it loops and recurses, and inlined it
+/// would make every comparison of two scalars save and restore registers for it.
+#[inline(never)]
+fn containers_eq(a: &Value, b: &Value) -> bool {
+    use Value::*;
+    match (a, b) {
+        (List(a), List(b)) | (Tuple(a), Tuple(b)) => a == b,
+        (Set(a), Set(b)) => a.len() == b.len() && a.iter().all(|v| b.contains(v)),
+        (Map(a), Map(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| v == w))
+        }
+        _ => false,
     }
 }
 

@@ -418,7 +418,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// [`Scanner::string_body`] for the rest: non-ASCII strings, strings past the part of the
-    /// line the stop mask covers, and those it gives up on.
+    /// line the stop mask covers, and those it gives up on. Out of line, so that the common
+    /// road saves and restores no registers for this one.
+    #[cold]
+    #[inline(never)]
     fn string_body_by_words(&mut self, start: usize) -> Option<&'a str> {
         let rest = self.bytes.get(start..)?;
         let mut end = string_stop(rest)?;
