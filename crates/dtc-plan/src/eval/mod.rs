@@ -166,31 +166,6 @@ impl Evaluator {
         match expr {
             CExpr::Const(v) => Ok(v.clone()),
             CExpr::Load(slot) => Ok(scope.load(*slot)),
-            CExpr::Local(i) => self
-                .locals
-                .get(usize::from(*i))
-                .cloned()
-                .ok_or_else(|| type_error(format!("comprehension variable {i} is not bound"))),
-            CExpr::List(items) => Ok(Value::list(self.eval_all(items, scope)?)),
-            CExpr::Tuple(items) => Ok(Value::Tuple(std::sync::Arc::new(
-                self.eval_all(items, scope)?,
-            ))),
-            CExpr::Set(items) => {
-                let mut set = indexmap::IndexSet::with_capacity(items.len());
-                for item in items {
-                    set.insert(self.eval(item, scope)?);
-                }
-                Ok(Value::Set(std::sync::Arc::new(set)))
-            }
-            CExpr::Dict(pairs) => {
-                let mut map = indexmap::IndexMap::with_capacity(pairs.len());
-                for (k, v) in pairs {
-                    let k = self.eval(k, scope)?;
-                    let v = self.eval(v, scope)?;
-                    map.insert(k, v);
-                }
-                Ok(Value::Map(std::sync::Arc::new(map)))
-            }
             CExpr::Neg(e) => ops::neg(&*self.eval_cow(e, scope)?),
             CExpr::Pos(e) => ops::pos(&*self.eval_cow(e, scope)?),
             CExpr::Not(e) => Ok(Value::Bool(!truthy(&*self.eval_cow(e, scope)?))),
@@ -216,6 +191,14 @@ impl Evaluator {
                 }
             }
             CExpr::Compare(first, rest) => self.compare_chain(first, rest, scope),
+            CExpr::Local(_)
+            | CExpr::List(_)
+            | CExpr::Tuple(_)
+            | CExpr::Set(_)
+            | CExpr::Dict(_)
+            | CExpr::Slice { .. }
+            | CExpr::Method(..)
+            | CExpr::ListComp { .. } => self.eval_rare(expr, scope),
             CExpr::IfElse { cond, body, orelse } => {
                 let c = self.eval_cow(cond, scope)?;
                 if truthy(&c) {
@@ -229,18 +212,6 @@ impl Evaluator {
                 let v = self.eval_cow(e, scope)?;
                 let i = self.eval_cow(i, scope)?;
                 ops::index(&v, &i)
-            }
-            CExpr::Slice {
-                value,
-                lower,
-                upper,
-                step,
-            } => {
-                let v = self.eval(value, scope)?;
-                let lower = self.eval_opt(lower.as_deref(), scope)?;
-                let upper = self.eval_opt(upper.as_deref(), scope)?;
-                let step = self.eval_opt(step.as_deref(), scope)?;
-                ops::slice(&v, &lower, &upper, &step)
             }
             // `float(source.x)`, `parser.parse(source.t)`: the argument is read in place
             // instead of copied onto the argument stack.
@@ -259,6 +230,56 @@ impl Evaluator {
                 self.args.truncate(base);
                 result
             }
+        }
+    }
+
+    /// The expressions specs seldom evaluate per event: the containers, slices, methods and
+    /// comprehensions. Out of line, so that [`Evaluator::eval`], which recurses through every
+    /// expression, saves and restores no registers for their loops.
+    #[inline(never)]
+    fn eval_rare<S: Scope + ?Sized>(
+        &mut self,
+        expr: &CExpr,
+        scope: &S,
+    ) -> Result<Value, EvalError> {
+        match expr {
+            CExpr::Local(i) => self
+                .locals
+                .get(usize::from(*i))
+                .cloned()
+                .ok_or_else(|| type_error(format!("comprehension variable {i} is not bound"))),
+            CExpr::List(items) => Ok(Value::list(self.eval_all(items, scope)?)),
+            CExpr::Tuple(items) => Ok(Value::Tuple(std::sync::Arc::new(
+                self.eval_all(items, scope)?,
+            ))),
+            CExpr::Set(items) => {
+                let mut set = indexmap::IndexSet::with_capacity(items.len());
+                for item in items {
+                    set.insert(self.eval(item, scope)?);
+                }
+                Ok(Value::Set(std::sync::Arc::new(set)))
+            }
+            CExpr::Dict(pairs) => {
+                let mut map = indexmap::IndexMap::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    let k = self.eval(k, scope)?;
+                    let v = self.eval(v, scope)?;
+                    map.insert(k, v);
+                }
+                Ok(Value::Map(std::sync::Arc::new(map)))
+            }
+            CExpr::Slice {
+                value,
+                lower,
+                upper,
+                step,
+            } => {
+                let v = self.eval(value, scope)?;
+                let lower = self.eval_opt(lower.as_deref(), scope)?;
+                let upper = self.eval_opt(upper.as_deref(), scope)?;
+                let step = self.eval_opt(step.as_deref(), scope)?;
+                ops::slice(&v, &lower, &upper, &step)
+            }
             CExpr::Method(receiver, method, args) => {
                 let receiver = self.eval(receiver, scope)?;
                 let base = self.args.len();
@@ -274,6 +295,10 @@ impl Evaluator {
                 self.comprehension(elt, generators, scope, &mut out)?;
                 Ok(Value::list(out))
             }
+            // `eval` sends only the expressions above here.
+            _ => Err(type_error(
+                "dtc bug: an expression was sent to the wrong evaluator",
+            )),
         }
     }
 
