@@ -36,6 +36,27 @@ pub fn default_value(ty: FieldType) -> Value {
 /// strings; `list`/`set`/`map` accept compatible containers (Blurr also splits strings into
 /// characters, as Python's `list('ab')` does).
 pub fn convert(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, EvalError> {
+    // Nearly every value a field computes has its declared type already: handed back without
+    // the call below, whose other roads make it save and restore registers.
+    let typed = matches!(
+        (ty, &value),
+        (FieldType::Integer, Value::Int(_))
+            | (FieldType::Float, Value::Float(_))
+            | (FieldType::Boolean, Value::Bool(_))
+            | (FieldType::String, Value::Str(_))
+            | (FieldType::DateTime, Value::DateTime(_))
+            | (FieldType::List, Value::List(_))
+            | (FieldType::Set, Value::Set(_))
+            | (FieldType::Map, Value::Map(_))
+    );
+    if typed {
+        return Ok(value);
+    }
+    convert_other(value, ty, dialect)
+}
+
+#[inline(never)]
+fn convert_other(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, EvalError> {
     if value.is_null() {
         return Err(null_operand(&format!("conversion to {}", ty.name())));
     }
