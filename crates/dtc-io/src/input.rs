@@ -113,6 +113,19 @@ impl MappedFile {
             _ => Err(file),
         }
     }
+
+    /// Moves on to the window after this one, if the file goes on. Out of line: called once
+    /// per window, it would make each of the calls per line save and restore registers.
+    #[inline(never)]
+    fn next_window(&mut self) -> io::Result<()> {
+        let next = self.start + self.window.len() as u64;
+        if let Some(window) = map_window(&self.file, next, self.window_len)? {
+            self.window = window;
+            self.start = next;
+            self.pos = 0;
+        }
+        Ok(())
+    }
 }
 
 /// Maps up to `window_len` bytes of `file` from offset `start`; `None` at the file's end.
@@ -155,12 +168,7 @@ impl Read for MappedFile {
 impl BufRead for MappedFile {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos == self.window.len() {
-            let next = self.start + self.window.len() as u64;
-            if let Some(window) = map_window(&self.file, next, self.window_len)? {
-                self.window = window;
-                self.start = next;
-                self.pos = 0;
-            }
+            self.next_window()?;
         }
         Ok(&self.window[self.pos..])
     }
