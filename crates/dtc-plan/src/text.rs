@@ -168,24 +168,6 @@ impl PartialEq<str> for Str {
     }
 }
 
-impl PartialEq<&str> for Str {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl PartialEq<Str> for str {
-    fn eq(&self, other: &Str) -> bool {
-        self == other.as_str()
-    }
-}
-
-impl PartialEq<Str> for &str {
-    fn eq(&self, other: &Str) -> bool {
-        *self == other.as_str()
-    }
-}
-
 impl PartialOrd for Str {
     fn partial_cmp(&self, other: &Str) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -223,12 +205,6 @@ impl From<&str> for Str {
     }
 }
 
-impl From<&String> for Str {
-    fn from(text: &String) -> Str {
-        Str::new(text)
-    }
-}
-
 impl From<String> for Str {
     fn from(text: String) -> Str {
         if text.len() > Str::INLINE_CAP {
@@ -246,12 +222,6 @@ impl From<Arc<str>> for Str {
         } else {
             Str::new(&text)
         }
-    }
-}
-
-impl From<Str> for String {
-    fn from(text: Str) -> String {
-        text.as_str().to_owned()
     }
 }
 
@@ -286,7 +256,6 @@ mod tests {
                 Str::from(text.as_str()),
                 Str::from(text.clone()),
                 Str::from(Arc::<str>::from(text.as_str())),
-                Str::from(text),
             ];
             for s in &made {
                 assert_eq!(s.as_str(), text);

@@ -55,44 +55,29 @@ pub fn convert(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, E
     convert_other(value, ty, dialect)
 }
 
+/// [`convert`] of a value that does not have the type already.
 #[inline(never)]
 fn convert_other(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, EvalError> {
     if value.is_null() {
         return Err(null_operand(&format!("conversion to {}", ty.name())));
     }
     match ty {
-        FieldType::Integer => match value {
-            Value::Int(_) => Ok(value),
-            other => to_int(&other),
-        },
-        FieldType::Float => match value {
-            Value::Float(_) => Ok(value),
-            other => to_float(&other),
-        },
+        FieldType::Integer => to_int(&value),
+        FieldType::Float => to_float(&value),
         FieldType::Boolean => to_bool(&value, dialect),
-        FieldType::String => match value {
-            Value::Str(_) => Ok(value),
-            other => Ok(Value::Str(Str::from(py_str(&other)))),
-        },
+        FieldType::String => Ok(Value::Str(Str::from(py_str(&value)))),
         FieldType::DateTime => to_datetime(value),
-        FieldType::List => match value {
-            Value::List(_) => Ok(value),
-            Value::Str(_) if dialect == Dialect::Native => {
-                Err(type_error("cannot convert a string to list (use split())"))
-            }
-            other => Ok(Value::List(ops::items_of(&other)?)),
-        },
-        FieldType::Set => match value {
-            Value::Set(_) => Ok(value),
-            Value::Str(_) if dialect == Dialect::Native => {
-                Err(type_error("cannot convert a string to set (use split())"))
-            }
-            other => to_set(&other),
-        },
-        FieldType::Map => match value {
-            Value::Map(_) => Ok(value),
-            other => to_map(&other),
-        },
+        FieldType::List | FieldType::Set
+            if dialect == Dialect::Native && matches!(value, Value::Str(_)) =>
+        {
+            Err(type_error(format!(
+                "cannot convert a string to {} (use split())",
+                ty.name()
+            )))
+        }
+        FieldType::List => Ok(Value::List(ops::items_of(&value)?)),
+        FieldType::Set => to_set(&value),
+        FieldType::Map => to_map(&value),
     }
 }
 
