@@ -4,20 +4,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redb::{Database, DatabaseError, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::encoding;
+use crate::encoding::{self, SplitKey};
+use crate::group;
 use crate::{
     BlockStore, Checkpoint, IdentityPage, RecordKey, StoreError, StoredRecord, TimeRange,
     WriteBatch,
 };
 
-/// Record key → record bytes. There is no time index: an aggregate's blocks of one identity lie
-/// next to each other in key order, and each record's header holds its start time, so
-/// [`BlockStore::blocks`] reads them in one range scan and skips those outside the range without
+/// `esc(identity) esc(aggregate)` → every record of that identity and aggregate (see
+/// [`group`]). There is no time index: each record's header holds its start time, so
+/// [`BlockStore::blocks`] reads one value and skips the blocks outside the range without
 /// decoding their columns. A second B-tree kept in step with this one cost as much as the
 /// records' own inserts, on every block of every run.
-const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("record_groups");
+/// Record key → record bytes: the layout of stores written before records were grouped,
+/// moved into [`GROUPS`] on open.
+const LEGACY_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 /// The time index of stores written before the index was dropped; deleted on open, so that no
 /// stale copy of it outlives the records it would describe.
 const LEGACY_BY_START: TableDefinition<&[u8], ()> = TableDefinition::new("blocks_by_start");
@@ -83,12 +87,55 @@ impl EmbeddedStore {
         };
         // Creating the tables up front lets read transactions open them unconditionally.
         let txn = store.db.begin_write().map_err(|e| store.err(e))?;
-        txn.open_table(RECORDS).map_err(|e| store.err(e))?;
+        txn.open_table(GROUPS).map_err(|e| store.err(e))?;
+        store.group_legacy_records(&txn)?;
         txn.delete_table(LEGACY_BY_START)
             .map_err(|e| store.err(e))?;
         txn.open_table(CHECKPOINTS).map_err(|e| store.err(e))?;
         txn.commit().map_err(|e| store.err(e))?;
         Ok(store)
+    }
+
+    /// Moves the records of a store written with one value per record into groups, in the
+    /// transaction that opens the store: it commits with the new layout or not at all.
+    fn group_legacy_records(&self, txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+        {
+            let legacy = txn.open_table(LEGACY_RECORDS).map_err(|e| self.err(e))?;
+            let mut groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
+            let mut prefix: Vec<u8> = Vec::new();
+            let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            let mut out = Vec::new();
+            let mut flush = |prefix: &[u8], records: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+                if records.is_empty() {
+                    return Ok(());
+                }
+                let puts: Vec<(&[u8], &[u8])> = records
+                    .iter()
+                    .map(|(dims, record)| (dims.as_slice(), record.as_slice()))
+                    .collect();
+                group::merge(None, &[], &puts, &mut out, &self.name)?;
+                groups
+                    .insert(prefix, out.as_slice())
+                    .map_err(|e| self.err(e))?;
+                records.clear();
+                Ok::<(), StoreError>(())
+            };
+            // Record keys are in key order, so each group's records are neighbours.
+            for entry in legacy.iter().map_err(|e| self.err(e))? {
+                let (key, record) = entry.map_err(|e| self.err(e))?;
+                let (key_prefix, dims) = key
+                    .value()
+                    .split_at(encoding::prefix_len(key.value(), &self.name)?);
+                if key_prefix != prefix.as_slice() {
+                    flush(&prefix, &mut records)?;
+                    prefix = key_prefix.to_vec();
+                }
+                records.push((dims.to_vec(), record.value().to_vec()));
+            }
+            flush(&prefix, &mut records)?;
+        }
+        txn.delete_table(LEGACY_RECORDS).map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// The directory the store lives in.
@@ -114,13 +161,56 @@ impl EmbeddedStore {
                 .map_err(|e| self.err(redb::Error::from(e)))?;
         }
         {
-            let mut records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+            let mut groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
-            for key in packed.deletes() {
-                records.remove(key).map_err(|e| self.err(e))?;
-            }
-            for (key, record) in packed.puts() {
-                records.insert(key, record).map_err(|e| self.err(e))?;
+            let deletes: Vec<SplitKey<'_>> = packed.deletes().collect();
+            let puts: Vec<(SplitKey<'_>, &[u8])> = packed.puts().collect();
+            let (mut d, mut p) = (0, 0);
+            let mut stored = Vec::new();
+            let mut merged = Vec::new();
+            let mut group_deletes: Vec<&[u8]> = Vec::new();
+            let mut group_puts: Vec<(&[u8], &[u8])> = Vec::new();
+            // Both lists are in key order, so each group's changes are a stretch of each.
+            loop {
+                let prefix = match (deletes.get(d), puts.get(p)) {
+                    (Some(del), Some((put, _))) => del.prefix.min(put.prefix),
+                    (Some(del), None) => del.prefix,
+                    (None, Some((put, _))) => put.prefix,
+                    (None, None) => break,
+                };
+                group_deletes.clear();
+                while let Some(del) = deletes.get(d).filter(|k| k.prefix == prefix) {
+                    group_deletes.push(del.dims);
+                    d += 1;
+                }
+                group_puts.clear();
+                while let Some((put, record)) = puts.get(p).filter(|(k, _)| k.prefix == prefix) {
+                    group_puts.push((put.dims, record));
+                    p += 1;
+                }
+                // Copied out, since the table cannot be written while a value is borrowed.
+                let existed = match groups.get(prefix).map_err(|e| self.err(e))? {
+                    Some(value) => {
+                        stored.clear();
+                        stored.extend_from_slice(value.value());
+                        true
+                    }
+                    None => false,
+                };
+                let kept = group::merge(
+                    existed.then_some(stored.as_slice()),
+                    &group_deletes,
+                    &group_puts,
+                    &mut merged,
+                    &self.name,
+                )?;
+                if kept > 0 {
+                    groups
+                        .insert(prefix, merged.as_slice())
+                        .map_err(|e| self.err(e))?;
+                } else if existed {
+                    groups.remove(prefix).map_err(|e| self.err(e))?;
+                }
             }
             for (partition, checkpoint) in &batch.checkpoints {
                 checkpoints
@@ -139,6 +229,21 @@ impl EmbeddedStore {
             durability.pending = true;
         }
         Ok(())
+    }
+
+    /// A record of the group under `group_key` (identity and aggregate, no dimensions).
+    fn decode_record(
+        &self,
+        group_key: &RecordKey,
+        dims: &[u8],
+        record: &[u8],
+    ) -> Result<StoredRecord, StoreError> {
+        let key = RecordKey {
+            identity: group_key.identity.clone(),
+            aggregate: group_key.aggregate.clone(),
+            dims: encoding::decode_dims(dims, &self.name)?,
+        };
+        encoding::decode_record(key, record, &self.name)
     }
 
     /// The state is a timestamp and a flag, valid whatever a panicking holder was doing.
@@ -200,29 +305,37 @@ impl BlockStore for EmbeddedStore {
         let prefix = encoding::identity_prefix(identity);
         let end = encoding::after_prefix(&prefix);
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-        let range = records
+        let groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
+        let range = groups
             .range(prefix.as_slice()..end.as_slice())
             .map_err(|e| self.err(e))?;
-        range
-            .map(|entry| {
-                let (k, v) = entry.map_err(|e| self.err(e))?;
-                let key = encoding::decode_key(k.value(), &self.name)?;
-                encoding::decode_record(key, v.value(), &self.name)
-            })
-            .collect()
+        let mut records = Vec::new();
+        for entry in range {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let group_key = encoding::decode_key(key.value(), &self.name)?;
+            for entry in group::entries(value.value(), &self.name) {
+                let (dims, record) = entry?;
+                records.push(self.decode_record(&group_key, dims, record)?);
+            }
+        }
+        Ok(records)
     }
 
     fn get(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
         let encoded = encoding::encode_key(key)?;
+        let (prefix, dims) = encoded.bytes.split_at(encoded.prefix_len);
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-        let found = records
-            .get(encoded.bytes.as_slice())
-            .map_err(|e| self.err(e))?;
-        found
-            .map(|v| encoding::decode_record(key.clone(), v.value(), &self.name))
-            .transpose()
+        let groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
+        let Some(value) = groups.get(prefix).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        for entry in group::entries(value.value(), &self.name) {
+            let (stored_dims, record) = entry?;
+            if stored_dims == dims {
+                return encoding::decode_record(key.clone(), record, &self.name).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     fn blocks(
@@ -232,24 +345,20 @@ impl BlockStore for EmbeddedStore {
         range: TimeRange,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let prefix = encoding::aggregate_prefix(identity, aggregate);
-        let end = encoding::after_prefix(&prefix);
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
-        let entries = records
-            .range(prefix.as_slice()..end.as_slice())
-            .map_err(|e| self.err(e))?;
+        let groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
+        let Some(value) = groups.get(prefix.as_slice()).map_err(|e| self.err(e))? else {
+            return Ok(Vec::new());
+        };
+        let group_key = RecordKey::new(identity, aggregate, Vec::new());
         let mut blocks = Vec::new();
-        for entry in entries {
-            let (key, bytes) = entry.map_err(|e| self.err(e))?;
-            let Some(start) = encoding::stored_start(bytes.value(), &self.name)? else {
+        for entry in group::entries(value.value(), &self.name) {
+            let (dims, record) = entry?;
+            let Some(start) = encoding::stored_start(record, &self.name)? else {
                 continue;
             };
             if range.contains(start) {
-                let key = encoding::decode_key(key.value(), &self.name)?;
-                blocks.push((
-                    start,
-                    encoding::decode_record(key, bytes.value(), &self.name)?,
-                ));
+                blocks.push((start, self.decode_record(&group_key, dims, record)?));
             }
         }
         // Key order within equal starts (stable), as a time index ordered (start, dims) gives.
@@ -271,14 +380,14 @@ impl BlockStore for EmbeddedStore {
 
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let records = txn.open_table(RECORDS).map_err(|e| self.err(e))?;
+        let groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
         let mut from = after.map_or_else(Vec::new, |a| {
             encoding::after_prefix(&encoding::identity_prefix(a))
         });
         let mut page = IdentityPage::default();
         // One seek per identity: after reading an identity, jump past all of its keys.
         let first_from = |from: &[u8]| -> Result<Option<String>, StoreError> {
-            let mut range = records.range(from..).map_err(|e| self.err(e))?;
+            let mut range = groups.range(from..).map_err(|e| self.err(e))?;
             match range.next() {
                 Some(entry) => {
                     let (k, _) = entry.map_err(|e| self.err(e))?;
@@ -420,6 +529,60 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let txn = store.db.begin_read().unwrap();
         let err = txn.open_table(LEGACY_BY_START).err().unwrap();
+        assert!(
+            matches!(err, redb::TableError::TableDoesNotExist(_)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn open_groups_the_records_of_stores_written_one_value_per_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity_record = StoredRecord {
+            key: RecordKey::new("u1", "user", vec![]),
+            kind: RecordKind::Identity,
+            start_time: None,
+            columns: vec![Value::str("FR")],
+            version: 1,
+        };
+        let written = vec![
+            block("u1", "s2", 200),
+            block("u1", "s1", 100),
+            identity_record.clone(),
+            block("u2", "s1", 50),
+        ];
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut legacy = txn.open_table(LEGACY_RECORDS).unwrap();
+                for record in &written {
+                    let key = encoding::encode_key(&record.key).unwrap().bytes;
+                    let value = encoding::encode_record(record).unwrap();
+                    legacy.insert(key.as_slice(), value.as_slice()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.blocks("u1", "session", TimeRange::ALL).unwrap(),
+            vec![written[1].clone(), written[0].clone()]
+        );
+        assert_eq!(
+            store.get(&identity_record.key).unwrap(),
+            Some(identity_record.clone())
+        );
+        assert_eq!(
+            store.load_identity("u1").unwrap(),
+            vec![written[1].clone(), written[0].clone(), identity_record]
+        );
+        assert_eq!(
+            store.all_identities().unwrap(),
+            vec![Arc::from("u1"), Arc::from("u2")]
+        );
+        let txn = store.db.begin_read().unwrap();
+        let err = txn.open_table(LEGACY_RECORDS).err().unwrap();
         assert!(
             matches!(err, redb::TableError::TableDoesNotExist(_)),
             "{err:?}"

@@ -71,10 +71,13 @@ pub fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
     Ok(EncodedKey { bytes, prefix_len })
 }
 
-/// [`encode_key`]'s bytes, appended to `out`.
-fn encode_key_into(key: &RecordKey, out: &mut Vec<u8>) -> Result<(), StoreError> {
+/// [`encode_key`]'s bytes, appended to `out`; the length of their prefix.
+fn encode_key_into(key: &RecordKey, out: &mut Vec<u8>) -> Result<usize, StoreError> {
+    let start = out.len();
     write_aggregate_prefix(out, &key.identity, &key.aggregate);
-    write_dims(out, &key.dims)
+    let prefix_len = out.len() - start;
+    write_dims(out, &key.dims)?;
+    Ok(prefix_len)
 }
 
 fn write_dims(out: &mut Vec<u8>, dims: &[Value]) -> Result<(), StoreError> {
@@ -155,11 +158,26 @@ pub fn decode_key(bytes: &[u8], store: &str) -> Result<RecordKey, StoreError> {
     let mut pos = 0;
     let identity = read_string(bytes, &mut pos, store)?;
     let aggregate = read_string(bytes, &mut pos, store)?;
+    let dims = decode_dims(&bytes[pos..], store)?;
+    Ok(RecordKey::new(&identity, &aggregate, dims))
+}
+
+/// The dimension values of a record key, from the bytes after its identity and aggregate.
+pub(crate) fn decode_dims(bytes: &[u8], store: &str) -> Result<Vec<Value>, StoreError> {
+    let mut pos = 0;
     let mut dims = Vec::new();
     while pos < bytes.len() {
         dims.push(read_dim(bytes, &mut pos, store)?);
     }
-    Ok(RecordKey::new(&identity, &aggregate, dims))
+    Ok(dims)
+}
+
+/// The length of a record key's `esc(identity) esc(aggregate)` prefix.
+pub(crate) fn prefix_len(key: &[u8], store: &str) -> Result<usize, StoreError> {
+    let mut pos = 0;
+    read_escaped(key, &mut pos, store)?;
+    read_escaped(key, &mut pos, store)?;
+    Ok(pos)
 }
 
 /// A put in stored form: encoded key and record bytes, beside the record.
@@ -183,23 +201,38 @@ pub(crate) fn encode_batch(
     Ok((deletes, puts))
 }
 
-/// Runs `encode` on `bytes`; the range of what it appended.
-fn append(
+/// Runs `encode` on `bytes`; the range of what it appended, and what `encode` returned.
+fn append<T>(
     bytes: &mut Vec<u8>,
-    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), StoreError>,
-) -> Result<Range<usize>, StoreError> {
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<T, StoreError>,
+) -> Result<(Range<usize>, T), StoreError> {
     let start = bytes.len();
-    encode(bytes)?;
-    Ok(start..bytes.len())
+    let out = encode(bytes)?;
+    Ok((start..bytes.len(), out))
+}
+
+/// An encoded key in a [`PackedBatch`]: its range, and the length of its
+/// `esc(identity) esc(aggregate)` prefix.
+#[derive(Clone)]
+struct PackedKey {
+    range: Range<usize>,
+    prefix_len: usize,
+}
+
+/// A key of a [`PackedBatch`] split into the identity and aggregate part and the dimensions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SplitKey<'a> {
+    pub(crate) prefix: &'a [u8],
+    pub(crate) dims: &'a [u8],
 }
 
 /// A write batch encoded into one buffer, its keys and records being ranges of it: thousands of
 /// records cost a few allocations instead of two each.
 pub(crate) struct PackedBatch {
     bytes: Vec<u8>,
-    deletes: Vec<Range<usize>>,
-    /// Key range, record range.
-    puts: Vec<(Range<usize>, Range<usize>)>,
+    deletes: Vec<PackedKey>,
+    /// Key, record range.
+    puts: Vec<(PackedKey, Range<usize>)>,
 }
 
 impl PackedBatch {
@@ -207,18 +240,19 @@ impl PackedBatch {
     pub(crate) fn encode(batch: &WriteBatch) -> Result<PackedBatch, StoreError> {
         // Keys of about 40 bytes, records of about 100: one reallocation at most, usually.
         let mut bytes = Vec::with_capacity(batch.deletes.len() * 48 + batch.puts.len() * 160);
+        let packed_key = |(range, prefix_len)| PackedKey { range, prefix_len };
         let deletes = batch
             .deletes
             .iter()
-            .map(|key| append(&mut bytes, |out| encode_key_into(key, out)))
+            .map(|key| append(&mut bytes, |out| encode_key_into(key, out)).map(packed_key))
             .collect::<Result<Vec<_>, _>>()?;
         let puts = batch
             .puts
             .iter()
             .map(|r| {
                 let key = append(&mut bytes, |out| encode_key_into(&r.key, out))?;
-                let record = append(&mut bytes, |out| encode_record_into(r, out))?;
-                Ok((key, record))
+                let (record, ()) = append(&mut bytes, |out| encode_record_into(r, out))?;
+                Ok((packed_key(key), record))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(PackedBatch {
@@ -232,20 +266,25 @@ impl PackedBatch {
     pub(crate) fn sort_by_key(&mut self) {
         let bytes = &self.bytes;
         self.deletes
-            .sort_by(|a, b| bytes[a.clone()].cmp(&bytes[b.clone()]));
+            .sort_by(|a, b| bytes[a.range.clone()].cmp(&bytes[b.range.clone()]));
         self.puts
-            .sort_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
+            .sort_by(|a, b| bytes[a.0.range.clone()].cmp(&bytes[b.0.range.clone()]));
     }
 
-    pub(crate) fn deletes(&self) -> impl Iterator<Item = &[u8]> {
-        self.deletes.iter().map(|key| &self.bytes[key.clone()])
+    fn split(&self, key: &PackedKey) -> SplitKey<'_> {
+        let (prefix, dims) = self.bytes[key.range.clone()].split_at(key.prefix_len);
+        SplitKey { prefix, dims }
+    }
+
+    pub(crate) fn deletes(&self) -> impl Iterator<Item = SplitKey<'_>> {
+        self.deletes.iter().map(|key| self.split(key))
     }
 
     /// Key and record bytes of each put.
-    pub(crate) fn puts(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub(crate) fn puts(&self) -> impl Iterator<Item = (SplitKey<'_>, &[u8])> {
         self.puts
             .iter()
-            .map(|(key, record)| (&self.bytes[key.clone()], &self.bytes[record.clone()]))
+            .map(|(key, record)| (self.split(key), &self.bytes[record.clone()]))
     }
 }
 
@@ -541,24 +580,26 @@ mod tests {
         };
         let mut packed = PackedBatch::encode(&batch).unwrap();
         packed.sort_by_key();
-        let want_puts: Vec<(Vec<u8>, Vec<u8>)> = [1, 0, 2]
+        // Each key comes split after its identity and aggregate.
+        let split = |key: &RecordKey| {
+            let EncodedKey { bytes, prefix_len } = encode_key(key).unwrap();
+            (bytes[..prefix_len].to_vec(), bytes[prefix_len..].to_vec())
+        };
+        let owned = |k: SplitKey<'_>| (k.prefix.to_vec(), k.dims.to_vec());
+        let want_puts: Vec<_> = [1, 0, 2]
             .iter()
             .map(|&i| {
                 let r = &batch.puts[i];
-                (encode_key(&r.key).unwrap().bytes, encode_record(r).unwrap())
+                (split(&r.key), encode_record(r).unwrap())
             })
             .collect();
-        let got_puts: Vec<(Vec<u8>, Vec<u8>)> = packed
-            .puts()
-            .map(|(k, r)| (k.to_vec(), r.to_vec()))
-            .collect();
+        let got_puts: Vec<_> = packed.puts().map(|(k, r)| (owned(k), r.to_vec())).collect();
         assert_eq!(got_puts, want_puts);
-        let want_deletes: Vec<Vec<u8>> = [1, 0]
-            .iter()
-            .map(|&i| encode_key(&batch.deletes[i]).unwrap().bytes)
-            .collect();
-        let got_deletes: Vec<Vec<u8>> = packed.deletes().map(<[u8]>::to_vec).collect();
+        assert_eq!(got_puts[0].0.0, aggregate_prefix("u1", "session"));
+        let want_deletes: Vec<_> = [1, 0].iter().map(|&i| split(&batch.deletes[i])).collect();
+        let got_deletes: Vec<_> = packed.deletes().map(owned).collect();
         assert_eq!(got_deletes, want_deletes);
+        assert!(got_deletes[1].1.is_empty());
     }
 
     #[test]

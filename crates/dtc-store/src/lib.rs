@@ -26,6 +26,7 @@ pub mod conformance;
 mod embedded;
 pub mod encoding;
 mod error;
+mod group;
 mod memory;
 mod segment;
 
