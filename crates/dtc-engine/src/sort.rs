@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::DateTime;
+use chrono::{DateTime, NaiveTime, Utc};
 use dtc_plan::codec;
 use dtc_plan::value::{Str, Value};
 
@@ -89,10 +89,6 @@ pub enum IdentityOrder {
 /// come out in input order without a sequence number: a run holds them in input order, and
 /// the merge breaks ties between runs by run number, which is input order too.
 type Key = (u32, i64);
-
-fn key(id: u32, e: &Event) -> Key {
-    (id, e.time.timestamp_micros())
-}
 
 /// `key` in output order: the identity's rank instead of its id.
 fn ranked((id, time): Key, ranks: &[u32]) -> Key {
@@ -355,7 +351,7 @@ impl Source {
     /// end of the source.
     fn next_into(
         &mut self,
-        head: &mut Option<(u32, Event)>,
+        head: &mut Option<Head>,
         restore: &Restore,
     ) -> Result<bool, EngineError> {
         let (bytes, path) = match self {
@@ -413,16 +409,16 @@ fn corrupt(path: &Path, detail: String) -> EngineError {
 /// (Takes the merge's fields rather than the merge, so that the heap can stay borrowed.)
 fn read_next(
     sources: &mut [Source],
-    heads: &mut [Option<(u32, Event)>],
+    heads: &mut [Option<Head>],
     restore: &Restore,
     source: usize,
 ) -> Result<Option<Reverse<(Key, usize)>>, EngineError> {
     let head = &mut heads[source];
     if sources[source].next_into(head, restore)?
-        && let Some((id, event)) = head
+        && let Some(head) = head
     {
         return Ok(Some(Reverse((
-            ranked(key(*id, event), &restore.ranks),
+            ranked((head.id, head.micros), &restore.ranks),
             source,
         ))));
     }
@@ -464,10 +460,21 @@ pub struct SortedEvents {
     /// Ranked keys of the sources' next events.
     heap: BinaryHeap<Reverse<(Key, usize)>>,
     /// Each source's next event; `None` once the source is exhausted.
-    heads: Vec<Option<(u32, Event)>>,
+    heads: Vec<Option<Head>>,
     sources: Vec<Source>,
     restore: Restore,
     _spill_dir: tempfile::TempDir,
+}
+
+/// A source's next event, with what decoding the event after it reuses.
+#[derive(Debug, Clone, PartialEq)]
+struct Head {
+    id: u32,
+    /// The event's time as spilled.
+    micros: i64,
+    /// The event's identity value was elided and restored from the identity table.
+    restored_identity: bool,
+    event: Event,
 }
 
 /// What decoding needs besides the record: the ranks for its merge key, and the identity
@@ -490,8 +497,8 @@ impl SortedEvents {
     /// events were yielded.
     pub fn next_identity(&self) -> Option<Arc<str>> {
         let (_, source) = self.peek()?;
-        let (id, _) = self.heads.get(source)?.as_ref()?;
-        self.restore.names.name(*id).cloned()
+        let head = self.heads.get(source)?.as_ref()?;
+        self.restore.names.name(head.id).cloned()
     }
 
     /// Calls `f` with each event of the next identity, in (time, input order).
@@ -507,8 +514,8 @@ impl SortedEvents {
             if next_rank != rank {
                 break;
             }
-            if let Some((_, event)) = &self.heads[source] {
-                f(event);
+            if let Some(head) = &self.heads[source] {
+                f(&head.event);
             }
             match read_next(&mut self.sources, &mut self.heads, &self.restore, source)? {
                 Some(entry) => *top = entry,
@@ -561,7 +568,7 @@ fn encode_event(
 /// the new event has the same (see [`codec::decode_sparse_values_into`]).
 fn decode_event_into(
     bytes: &[u8],
-    slot: &mut Option<(u32, Event)>,
+    slot: &mut Option<Head>,
     restore: &Restore,
 ) -> Result<(), String> {
     let header = 4 + 8 + 1;
@@ -577,18 +584,20 @@ fn decode_event_into(
     let flags = bytes[12];
     let has_whole = flags & HAS_WHOLE != 0;
     let body = &bytes[header..];
-    let time = DateTime::from_timestamp_micros(micros)
+    let time = time_from_micros(micros, slot.as_ref().map(|h| (h.micros, h.event.time)))
         .ok_or_else(|| format!("time {micros} µs is out of range"))?;
-    let (slot_id, event) = slot.get_or_insert_with(|| {
-        (
-            id,
-            Event {
-                time,
-                values: Vec::new(),
-                whole: None,
-            },
-        )
+    let head = slot.get_or_insert_with(|| Head {
+        id,
+        micros,
+        restored_identity: false,
+        event: Event {
+            time,
+            values: Vec::new(),
+            whole: None,
+        },
     });
+    let same_identity = head.id == id && head.restored_identity;
+    let event = &mut head.event;
     let elided = if flags & IDENTITY_ELIDED != 0 {
         let path = restore
             .identity_path
@@ -604,6 +613,7 @@ fn decode_event_into(
     } else {
         None
     };
+    let restored_identity = elided.is_some();
     let used =
         codec::decode_sparse_values_into(body, &mut event.values).map_err(|e| e.to_string())?;
     if let Some((path, name, kept)) = elided {
@@ -612,7 +622,8 @@ fn decode_event_into(
             .get_mut(path)
             .ok_or_else(|| format!("identity path {path} is past the event's values"))?;
         *value = match kept {
-            Some(Value::Str(s)) if *s == **name => Value::Str(s),
+            // Restored for the previous event of this identity: its name, not compared again.
+            Some(Value::Str(s)) if same_identity || *s == **name => Value::Str(s),
             _ => Value::Str(Str::from(&**name)),
         };
     }
@@ -624,9 +635,32 @@ fn decode_event_into(
     } else {
         return Err(format!("{} unexpected bytes after the values", rest.len()));
     };
-    *slot_id = id;
     event.time = time;
+    head.id = id;
+    head.micros = micros;
+    head.restored_identity = restored_identity;
     Ok(())
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The time `micros` after the epoch, built on `near` (another time and its micros) when both
+/// fall on one UTC day. Finding the calendar date is most of the cost of
+/// [`DateTime::from_timestamp_micros`], and an identity's consecutive events mostly share it.
+fn time_from_micros(micros: i64, near: Option<(i64, DateTime<Utc>)>) -> Option<DateTime<Utc>> {
+    match near {
+        Some((near_micros, near_time))
+            if near_micros.div_euclid(MICROS_PER_DAY) == micros.div_euclid(MICROS_PER_DAY) =>
+        {
+            let of_day = micros.rem_euclid(MICROS_PER_DAY);
+            let time = NaiveTime::from_num_seconds_from_midnight_opt(
+                (of_day / 1_000_000) as u32,
+                (of_day % 1_000_000) as u32 * 1_000,
+            )?;
+            Some(near_time.date_naive().and_time(time).and_utc())
+        }
+        _ => DateTime::from_timestamp_micros(micros),
+    }
 }
 
 #[cfg(test)]
@@ -735,9 +769,10 @@ mod tests {
                 .expect("encode");
             let mut fresh = None;
             decode_event_into(&buf, &mut fresh, &restore).expect("decode");
-            assert_eq!(fresh, Some((9, event.clone())));
+            let decoded = |head: &Option<Head>| head.as_ref().map(|h| (h.id, h.event.clone()));
+            assert_eq!(decoded(&fresh), Some((9, event.clone())));
             decode_event_into(&buf, &mut reused, &restore).expect("decode into a used slot");
-            assert_eq!(reused, Some((9, event)));
+            assert_eq!(decoded(&reused), Some((9, event)));
         }
         buf.clear();
         let event = ev(7, "x");
@@ -751,6 +786,42 @@ mod tests {
         encode_event(9, event.time.timestamp_micros(), &event, true, &mut buf).expect("encode");
         let err = decode_event_into(&buf, &mut None, &restore).expect_err("no identity path");
         assert!(err.contains("no identity path"), "{err}");
+    }
+
+    /// Built on a nearby time or not, a time is chrono's: on the same day and on the days
+    /// around it, before and after the epoch, at the ends of a day and of chrono's range.
+    #[test]
+    fn times_built_on_a_nearby_time_are_chronos() {
+        let day = MICROS_PER_DAY;
+        let mut micros = vec![
+            0,
+            1,
+            -1,
+            day - 1,
+            day,
+            -day,
+            -day - 1,
+            1_514_764_859_123_456,
+        ];
+        micros.extend([
+            i64::MIN,
+            i64::MAX,
+            DateTime::<Utc>::MAX_UTC.timestamp_micros(),
+        ]);
+        let offsets = [0, 1, -1, 999_999, day / 2, day - 1, day, -day, 3 * day + 7];
+        for &base in &micros {
+            for &offset in &offsets {
+                let Some(target) = base.checked_add(offset) else {
+                    continue;
+                };
+                let near = DateTime::from_timestamp_micros(base).map(|t| (base, t));
+                assert_eq!(
+                    time_from_micros(target, near),
+                    DateTime::from_timestamp_micros(target),
+                    "{target} near {base}"
+                );
+            }
+        }
     }
 
     /// With an identity path, a value equal to the identity is left out of the buffer and the
@@ -861,7 +932,7 @@ mod tests {
             let mut head = None;
             let mut read = Vec::new();
             while source.next_into(&mut head, &no_restore()).expect("read") {
-                read.push(head.clone().expect("an event").1);
+                read.push(head.clone().expect("an event").event);
             }
             assert_eq!(read, events, "buffer of {capacity} bytes");
         }
