@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+    TableHandle,
+};
 
 use crate::encoding::{self, SplitKey};
 use crate::group;
@@ -99,6 +102,13 @@ impl EmbeddedStore {
     /// Moves the records of a store written with one value per record into groups, in the
     /// transaction that opens the store: it commits with the new layout or not at all.
     fn group_legacy_records(&self, txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+        let has_legacy = txn
+            .list_tables()
+            .map_err(|e| self.err(e))?
+            .any(|table| table.name() == LEGACY_RECORDS.name());
+        if !has_legacy {
+            return Ok(());
+        }
         {
             let legacy = txn.open_table(LEGACY_RECORDS).map_err(|e| self.err(e))?;
             let mut groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;

@@ -65,9 +65,9 @@ impl EncodedKey {
 
 /// The record key bytes of `key` (identity, aggregate, then dimensions).
 pub fn encode_key(key: &RecordKey) -> Result<EncodedKey, StoreError> {
-    let mut bytes = aggregate_prefix(&key.identity, &key.aggregate);
-    let prefix_len = bytes.len();
-    write_dims(&mut bytes, &key.dims)?;
+    // Room for the dimensions that usually follow (a time and a short string, say).
+    let mut bytes = Vec::with_capacity(key.identity.len() + key.aggregate.len() + 4 + 32);
+    let prefix_len = encode_key_into(key, &mut bytes)?;
     Ok(EncodedKey { bytes, prefix_len })
 }
 
@@ -213,14 +213,13 @@ fn append<T>(
 
 /// An encoded key in a [`PackedBatch`]: its range, and the length of its
 /// `esc(identity) esc(aggregate)` prefix.
-#[derive(Clone)]
 struct PackedKey {
     range: Range<usize>,
     prefix_len: usize,
 }
 
 /// A key of a [`PackedBatch`] split into the identity and aggregate part and the dimensions.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 pub(crate) struct SplitKey<'a> {
     pub(crate) prefix: &'a [u8],
     pub(crate) dims: &'a [u8],
