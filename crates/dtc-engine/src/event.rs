@@ -142,7 +142,7 @@ impl Admitter {
         }
         for &i in &self.admission_only {
             if let Some(v) = values.get_mut(i) {
-                *v = Value::Null;
+                v.clear();
             }
         }
         Admission::Accepted {

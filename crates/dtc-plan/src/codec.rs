@@ -152,7 +152,7 @@ pub fn decode_sparse_values_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<u
     for (i, slot) in out.iter_mut().enumerate() {
         if bitmap[i / 8] & (1 << (i % 8)) == 0 {
             if !slot.is_null() {
-                *slot = Value::Null;
+                slot.clear();
             }
             continue;
         }
@@ -161,7 +161,7 @@ pub fn decode_sparse_values_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<u
         {
             continue;
         }
-        *slot = d.value(0)?;
+        slot.set(d.value(0)?);
     }
     Ok(d.pos)
 }

@@ -166,7 +166,7 @@ impl Extractor {
             // Most paths are absent from most lines: resetting only the values the last line
             // set skips a drop per slot.
             for v in out.iter_mut().filter(|v| !v.is_null()) {
-                *v = Value::Null;
+                v.clear();
             }
         } else {
             out.clear();
@@ -374,14 +374,14 @@ impl<'a> Scanner<'a> {
             (_, None) => self.skip(depth),
             (b'"', Some(slot)) => {
                 self.at += 1;
-                out[slot as usize] = Value::str(self.string_body()?);
+                out[slot as usize].set(Value::str(self.string_body()?));
                 Some(())
             }
             (b't', Some(slot)) => self.literal("true", Value::Bool(true), slot, out),
             (b'f', Some(slot)) => self.literal("false", Value::Bool(false), slot, out),
             (b'n', Some(slot)) => self.literal("null", Value::Null, slot, out),
             (_, Some(slot)) => {
-                out[slot as usize] = self.number()?;
+                out[slot as usize].set(self.number()?);
                 Some(())
             }
         }
@@ -389,7 +389,7 @@ impl<'a> Scanner<'a> {
 
     fn literal(&mut self, word: &str, value: Value, slot: u32, out: &mut [Value]) -> Option<()> {
         self.skip_word(word)?;
-        out[slot as usize] = value;
+        out[slot as usize].set(value);
         Some(())
     }
 
