@@ -7,9 +7,9 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dtc_plan::eval::{Evaluator, Scope, convert};
+use dtc_plan::eval::{Evaluator, Scope, convert, has_type};
 use dtc_plan::plan::{
-    AggregateLayout, ColumnRole, Dialect, FieldPlan, ScheduledField, Slot, StreamAggregate,
+    AggregateLayout, CExpr, ColumnRole, Dialect, FieldPlan, ScheduledField, Slot, StreamAggregate,
     StreamAggregateKind, StreamingPlan,
 };
 use dtc_plan::value::{Str, Value};
@@ -310,11 +310,17 @@ impl StreamingOperator {
             let target = match &agg.kind {
                 StreamAggregateKind::Variable => state.aggs[ai].current,
                 StreamAggregateKind::Identity | StreamAggregateKind::Block => {
-                    let mut dims = std::mem::take(&mut run.dims_scratch);
-                    let evaluated = run.eval_dimensions(&agg.dimensions, state, event, &mut dims);
-                    let target = evaluated.then(|| run.open_record(agg, state, ai, &dims));
-                    run.dims_scratch = dims;
-                    target
+                    match current_with_same_dims(agg, state, ai, event, &run.defaults) {
+                        Some(current) => Some(current),
+                        None => {
+                            let mut dims = std::mem::take(&mut run.dims_scratch);
+                            let evaluated =
+                                run.eval_dimensions(&agg.dimensions, state, event, &mut dims);
+                            let target = evaluated.then(|| run.open_record(agg, state, ai, &dims));
+                            run.dims_scratch = dims;
+                            target
+                        }
+                    }
                 }
                 StreamAggregateKind::Activity {
                     separate_by_inactive_seconds,
@@ -334,6 +340,40 @@ impl StreamingOperator {
             run.eval_fields(agg, state, ai, target, event);
         }
     }
+}
+
+/// The aggregate's current record when the event's dimension values are plainly its: each
+/// dimension loads a value (`source.session_id`) that already has the dimension's type and
+/// equals the record's. Compared where the values lie, without evaluating, converting and
+/// collecting them: most events of a block follow each other. `None` sends the event down the
+/// full road, which gives the same answer and also reports errors.
+fn current_with_same_dims(
+    agg: &StreamAggregate,
+    state: &IdentityState,
+    ai: usize,
+    event: &Event,
+    defaults: &[Vec<Value>],
+) -> Option<usize> {
+    let a = state.aggs.get(ai)?;
+    let current = a.current?;
+    let record = a.records.get(current)?;
+    if record.dims.len() != agg.dimensions.len() {
+        return None;
+    }
+    let scope = EventScope {
+        state,
+        event,
+        defaults,
+    };
+    let same = agg.dimensions.iter().zip(&record.dims).all(|(d, held)| {
+        let CExpr::Load(slot) = &d.value else {
+            return false;
+        };
+        scope
+            .load_ref(*slot)
+            .is_some_and(|v| has_type(v, d.ty) && v == held)
+    });
+    same.then_some(current)
 }
 
 impl Runtime {

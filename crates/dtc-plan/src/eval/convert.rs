@@ -38,8 +38,17 @@ pub fn default_value(ty: FieldType) -> Value {
 pub fn convert(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, EvalError> {
     // Nearly every value a field computes has its declared type already: handed back without
     // the call below, whose other roads make it save and restore registers.
-    let typed = matches!(
-        (ty, &value),
+    if has_type(&value, ty) {
+        return Ok(value);
+    }
+    convert_other(value, ty, dialect)
+}
+
+/// Whether [`convert`] hands `value` back as it is.
+#[inline(always)]
+pub fn has_type(value: &Value, ty: FieldType) -> bool {
+    matches!(
+        (ty, value),
         (FieldType::Integer, Value::Int(_))
             | (FieldType::Float, Value::Float(_))
             | (FieldType::Boolean, Value::Bool(_))
@@ -48,11 +57,7 @@ pub fn convert(value: Value, ty: FieldType, dialect: Dialect) -> Result<Value, E
             | (FieldType::List, Value::List(_))
             | (FieldType::Set, Value::Set(_))
             | (FieldType::Map, Value::Map(_))
-    );
-    if typed {
-        return Ok(value);
-    }
-    convert_other(value, ty, dialect)
+    )
 }
 
 /// [`convert`] of a value that does not have the type already.

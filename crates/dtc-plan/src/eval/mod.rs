@@ -30,7 +30,7 @@ use dtc_lang::ast::CmpOp;
 use crate::plan::{CExpr, CGenerator, Dialect, Slot};
 use crate::value::Value;
 
-pub use self::convert::{convert, default_value};
+pub use self::convert::{convert, default_value, has_type};
 pub use crate::value::{from_json, py_repr, py_str, to_json};
 
 /// What an expression can read: the engine implements this for a streaming event, a window
