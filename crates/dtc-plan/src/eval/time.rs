@@ -49,7 +49,12 @@ const DATE_FORMATS: &[&str] = &[
 /// `parse_time(s)` / `parser.parse(s)`: ISO 8601 (with `T` or a space, with or without
 /// fraction and offset, `Z`, date only), RFC 2822, and a few common layouts; naive → UTC.
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, EvalError> {
-    let s = text.trim();
+    // Event times hardly ever carry white space around them: when both end bytes are printable
+    // ASCII, neither end is white space and the Unicode trim's scan of the ends is skipped.
+    let bytes = text.as_bytes();
+    let padded = !(bytes.first().is_some_and(u8::is_ascii_graphic)
+        && bytes.last().is_some_and(u8::is_ascii_graphic));
+    let s = if padded { text.trim() } else { text };
     if let Some(d) = parse_plain_iso(s.as_bytes()) {
         return Ok(d);
     }
@@ -356,6 +361,8 @@ mod tests {
             "03/07/2018 10:00:00",
             "Wed, 07 Mar 2018 10:00:00 +0000",
             " 2018-03-07 10:00:00 UTC",
+            "2018-03-07T10:00:00\t",
+            "\u{3000}2018-03-07T10:00:00\u{2003}",
         ] {
             assert_eq!(parsed(s), want, "{s}");
         }
