@@ -156,6 +156,10 @@ impl StreamingBatch {
             None => 0,
         };
         summary.resumed_identities = already_done;
+        // Each identity leaves the merge once and is written only after it is loaded, so a
+        // store that held no identity when the run began has none to load: a first run over a
+        // new store (a backfill) skips a store read per identity.
+        let store_was_empty = already_done == 0 && store.identities(None, 1)?.identities.is_empty();
         let progress = |done: u64| {
             run_key
                 .iter()
@@ -174,7 +178,11 @@ impl StreamingBatch {
         let mut pending: Vec<StoredRecord> = batch_vec();
         let mut done = 0u64;
         while let Some(identity) = sorted.next_identity() {
-            let stored = store.load_identity(&identity)?;
+            let stored = if store_was_empty {
+                Vec::new()
+            } else {
+                store.load_identity(&identity)?
+            };
             let mut state = operator.load_state(identity, stored);
             done += 1;
             if done <= already_done {
