@@ -159,7 +159,7 @@ impl StreamingBatch {
         // Each identity leaves the merge once and is written only after it is loaded, so a
         // store that held no identity when the run began has none to load: a first run over a
         // new store (a backfill) skips a store read per identity.
-        let store_was_empty = already_done == 0 && store.identities(None, 1)?.identities.is_empty();
+        let store_was_empty = already_done == 0 && store.holds_no_identity()?;
         let progress = |done: u64| {
             run_key
                 .iter()

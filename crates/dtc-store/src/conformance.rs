@@ -19,7 +19,7 @@ type Case = (&'static str, fn(&dyn BlockStore));
 
 /// Runs every case, each on a store made by `make`.
 pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
-    let cases: [Case; 13] = [
+    let cases: [Case; 14] = [
         ("values_round_trip", values_round_trip),
         ("get_missing_is_none", get_missing_is_none),
         ("overwrite_replaces", overwrite_replaces),
@@ -42,6 +42,10 @@ pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
         ("common_prefixes_are_isolated", common_prefixes_are_isolated),
         ("keys_of_every_kind", keys_of_every_kind),
         ("delete_then_put_in_one_batch", delete_then_put_in_one_batch),
+        (
+            "holds_no_identity_is_false_once_a_record_is_in",
+            holds_no_identity_is_false_once_a_record_is_in,
+        ),
     ];
     for (name, case) in cases {
         let store = make();
@@ -318,6 +322,16 @@ fn identities_paged_and_sorted(store: &dyn BlockStore) {
     sorted.sort();
     assert_eq!(sorted, expected, "every identity exactly once");
     assert_eq!(store.all_identities().expect("all").len(), expected.len());
+}
+
+/// A backend may always answer "unknown" (`false`), but never "empty" once it holds a record:
+/// a batch run would then apply events over blocks it did not load.
+fn holds_no_identity_is_false_once_a_record_is_in(store: &dyn BlockStore) {
+    put(
+        store,
+        vec![identity_record("u1", "profile", vec![Value::Int(1)])],
+    );
+    assert!(!store.holds_no_identity().expect("holds_no_identity"));
 }
 
 /// For backends that list identities in order (memory, embedded; not a DynamoDB scan): not part

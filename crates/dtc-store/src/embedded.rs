@@ -388,6 +388,10 @@ impl BlockStore for EmbeddedStore {
         self.sync_pending()
     }
 
+    fn holds_no_identity(&self) -> Result<bool, StoreError> {
+        Ok(self.identities(None, 1)?.identities.is_empty())
+    }
+
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;

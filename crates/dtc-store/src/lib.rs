@@ -193,6 +193,13 @@ pub trait BlockStore: Send + Sync {
     /// token of the previous page. Memory and embedded stores return them sorted; a scanning backend may not.
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError>;
 
+    /// Whether the store surely holds no identity's records, where that is a cheap local read.
+    /// A batch run into such a store does not read each identity back. `false` means unknown:
+    /// a remote backend could only tell with a scan, which streaming runs do not make.
+    fn holds_no_identity(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// The checkpoint stored for an input partition.
     fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError>;
 

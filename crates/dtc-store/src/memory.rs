@@ -119,6 +119,10 @@ impl BlockStore for MemoryStore {
         Ok(())
     }
 
+    fn holds_no_identity(&self) -> Result<bool, StoreError> {
+        Ok(self.identities(None, 1)?.identities.is_empty())
+    }
+
     fn identities(&self, after: Option<&str>, limit: usize) -> Result<IdentityPage, StoreError> {
         let inner = self.read();
         let mut from = after.map_or_else(Vec::new, |a| {
@@ -156,5 +160,14 @@ mod tests {
     fn conformance() {
         crate::conformance::run_all(|| Box::new(MemoryStore::new()));
         crate::conformance::identities_are_sorted(&MemoryStore::new());
+    }
+
+    #[test]
+    fn a_new_store_knows_it_holds_no_identity() {
+        assert!(
+            MemoryStore::new()
+                .holds_no_identity()
+                .expect("a memory store read")
+        );
     }
 }
