@@ -474,6 +474,9 @@ mod tests {
         ) -> Result<IdentityPage, StoreError> {
             self.store.identities(after, limit)
         }
+        fn holds_no_identity(&self) -> Result<bool, StoreError> {
+            self.store.holds_no_identity()
+        }
         fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
             self.store.checkpoint(partition)
         }
@@ -491,6 +494,10 @@ mod tests {
         });
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::identities_are_sorted(&EmbeddedStore::open(dir.path()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::a_new_store_knows_it_holds_no_identity(
+            &EmbeddedStore::open(dir.path()).unwrap(),
+        );
     }
 
     fn block(identity: &str, session: &str, start_secs: i64) -> StoredRecord {
