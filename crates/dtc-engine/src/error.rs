@@ -27,6 +27,10 @@ pub enum EngineError {
     SpillCorrupt { path: PathBuf, detail: String },
     #[error("output: {0}")]
     Sink(String),
+    #[error("could not start the thread that writes to the block store: {0}")]
+    WriterThread(std::io::Error),
+    #[error("internal error (a bug in dtc): {0}")]
+    Internal(&'static str),
 }
 
 impl EngineError {
@@ -38,8 +42,10 @@ impl EngineError {
                 | dtc_store::Fault::Io
                 | dtc_store::Fault::Service => Fault::External,
             },
-            EngineError::Spill { .. } | EngineError::Sink(_) => Fault::External,
-            EngineError::SpillCorrupt { .. } => Fault::Bug,
+            EngineError::Spill { .. } | EngineError::Sink(_) | EngineError::WriterThread(_) => {
+                Fault::External
+            }
+            EngineError::SpillCorrupt { .. } | EngineError::Internal(_) => Fault::Bug,
         }
     }
 
@@ -47,8 +53,8 @@ impl EngineError {
     pub fn retryable(&self) -> bool {
         match self {
             EngineError::Store(e) => e.retryable(),
-            EngineError::Spill { .. } | EngineError::Sink(_) => true,
-            EngineError::SpillCorrupt { .. } => false,
+            EngineError::Spill { .. } | EngineError::Sink(_) | EngineError::WriterThread(_) => true,
+            EngineError::SpillCorrupt { .. } | EngineError::Internal(_) => false,
         }
     }
 }
