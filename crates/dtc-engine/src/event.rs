@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dtc_plan::eval::{Evaluator, Scope};
-use dtc_plan::plan::{Slot, StreamingPlan};
+use dtc_plan::eval::{Evaluator, Scope, parse_time};
+use dtc_plan::plan::{Builtin, CExpr, Slot, StreamingPlan};
 use dtc_plan::value::{Str, Value};
 
 pub use dtc_io::RejectReason;
@@ -41,6 +41,13 @@ pub struct Admitter {
     /// Source paths no aggregate reads (e.g. the raw time string): dropped from accepted
     /// events so they are not carried, sorted and spilled for nothing.
     admission_only: Vec<usize>,
+    /// `Identity: source.<path>`: the path's value, read in place rather than copied out by
+    /// the evaluator.
+    identity_path: Option<usize>,
+    /// `Time: parse_time(source.<path>)` (or Blurr's `parser.parse`): a string at the path is
+    /// parsed directly, without the evaluator's dispatch and call; any other value takes the
+    /// evaluator's road, so the results and errors are the same.
+    parsed_time_path: Option<usize>,
 }
 
 struct RawScope<'a> {
@@ -86,10 +93,23 @@ impl Admitter {
             .filter(|(_, read)| !**read)
             .map(|(i, _)| i)
             .collect();
+        let identity_path = match plan.identity {
+            CExpr::Load(Slot::SourcePath(path)) => Some(path as usize),
+            _ => None,
+        };
+        let parsed_time_path = match &plan.time {
+            CExpr::Call(Builtin::ParseTime, args) => match args.as_slice() {
+                [CExpr::Load(Slot::SourcePath(path))] => Some(*path as usize),
+                _ => None,
+            },
+            _ => None,
+        };
         Admitter {
             plan,
             evaluator,
             admission_only,
+            identity_path,
+            parsed_time_path,
         }
     }
 
@@ -100,23 +120,42 @@ impl Admitter {
             identity: None,
             time: None,
         };
-        let identity: Str = match self.evaluator.eval(&self.plan.identity, &scope) {
-            Ok(Value::Null) => return reject(RejectReason::MissingIdentity, "identity is null"),
-            Ok(Value::Str(s)) if s.is_empty() => {
+        let evaluated;
+        let identity = match self.identity_path {
+            Some(path) => values.get(path).unwrap_or(&Value::Null),
+            None => match self.evaluator.eval(&self.plan.identity, &scope) {
+                Ok(value) => {
+                    evaluated = value;
+                    &evaluated
+                }
+                Err(e) => return reject(RejectReason::BadIdentity, e.to_string()),
+            },
+        };
+        let identity: Str = match identity {
+            Value::Null => return reject(RejectReason::MissingIdentity, "identity is null"),
+            Value::Str(s) if s.is_empty() => {
                 return reject(RejectReason::EmptyIdentity, "identity is an empty string");
             }
-            Ok(Value::Str(s)) => s,
-            Ok(Value::Int(i)) => Str::from(i.to_string()),
-            Ok(other) => {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => Str::from(i.to_string()),
+            other => {
                 return reject(
                     RejectReason::BadIdentity,
                     format!("identity is a {}, not a string", other.type_name()),
                 );
             }
-            Err(e) => return reject(RejectReason::BadIdentity, e.to_string()),
         };
         scope.identity = Some(&identity);
-        let time = match self.evaluator.eval(&self.plan.time, &scope) {
+        let time_text = self
+            .parsed_time_path
+            .and_then(|path| match values.get(path) {
+                Some(Value::Str(text)) => Some(text.as_str()),
+                _ => None,
+            });
+        let time = match time_text.map_or_else(
+            || self.evaluator.eval(&self.plan.time, &scope),
+            |text| parse_time(text).map(Value::DateTime),
+        ) {
             Ok(Value::DateTime(t)) => t,
             Ok(Value::Null) => return reject(RejectReason::MissingTime, "time is null"),
             Ok(other) => {
@@ -160,5 +199,93 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Admission {
     Admission::Rejected {
         reason,
         detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dtc_lang::load::load_spec;
+    use dtc_lang::span::FileId;
+    use dtc_plan::compile::compile;
+
+    use super::*;
+
+    fn plan(identity: &str, time: &str) -> Arc<StreamingPlan> {
+        let text = format!(
+            "
+Type: Streaming
+Version: '2026-11-01'
+Name: admit
+Identity: {identity}
+Time: {time}
+Aggregates:
+  - Type: Identity
+    Name: seen
+    Fields:
+      - Name: count
+        Type: integer
+        Value: seen.count + 1
+"
+        );
+        let specs: Vec<_> = load_spec(FileId(0), &text).0.into_iter().collect();
+        let (catalog, diags) = compile(&specs);
+        assert!(diags.is_empty(), "{diags:#?}");
+        match catalog.streaming.first() {
+            Some(plan) => plan.clone(),
+            None => panic!("the spec did not compile"),
+        }
+    }
+
+    /// The admission of an event with `user` and `ts` set to the given values.
+    fn admit(admitter: &mut Admitter, user: &Value, ts: &Value) -> Admission {
+        let values = admitter
+            .plan
+            .source_paths
+            .iter()
+            .map(|path| match path.0.first().map(String::as_str) {
+                Some("user") => user.clone(),
+                Some("ts") => ts.clone(),
+                _ => Value::Null,
+            })
+            .collect();
+        admitter.admit(values, None)
+    }
+
+    #[test]
+    fn identity_and_time_read_in_place_admit_as_the_evaluator_does() {
+        let mut in_place = Admitter::new(plan("source.user", "parse_time(source.ts)"));
+        assert!(in_place.identity_path.is_some() && in_place.parsed_time_path.is_some());
+        // The same expressions in a shape the admitter leaves to the evaluator.
+        let mut evaluated = Admitter::new(plan(
+            "source.user if True else None",
+            "parse_time(source.ts if True else None)",
+        ));
+        assert!(evaluated.identity_path.is_none() && evaluated.parsed_time_path.is_none());
+
+        let users = [
+            Value::str("u1"),
+            Value::str(""),
+            Value::Int(42),
+            Value::Null,
+            Value::Bool(true),
+            Value::list(vec![Value::str("u1")]),
+        ];
+        let times = [
+            Value::str("2024-05-01T10:00:00"),
+            Value::str("2024-05-01 10:00:00.250Z"),
+            Value::str("yesterday"),
+            Value::Int(12),
+            Value::Null,
+        ];
+        let mut accepted = 0;
+        for user in &users {
+            for ts in &times {
+                let expected = admit(&mut evaluated, user, ts);
+                accepted += usize::from(matches!(expected, Admission::Accepted { .. }));
+                assert_eq!(admit(&mut in_place, user, ts), expected, "{user:?} {ts:?}");
+            }
+        }
+        // Both string users and the integer one, with either good time.
+        assert_eq!(accepted, 4);
     }
 }

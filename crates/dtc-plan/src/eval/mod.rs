@@ -31,6 +31,7 @@ use crate::plan::{CExpr, CGenerator, Dialect, Slot};
 use crate::value::Value;
 
 pub use self::convert::{convert, default_value, has_type};
+pub use self::time::parse_time;
 pub use crate::value::{from_json, py_repr, py_str, to_json};
 
 /// What an expression can read: the engine implements this for a streaming event, a window

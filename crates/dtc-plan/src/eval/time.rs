@@ -48,7 +48,7 @@ const DATE_FORMATS: &[&str] = &[
 
 /// `parse_time(s)` / `parser.parse(s)`: ISO 8601 (with `T` or a space, with or without
 /// fraction and offset, `Z`, date only), RFC 2822, and a few common layouts; naive → UTC.
-pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, EvalError> {
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, EvalError> {
     // Event times hardly ever carry white space around them: when both end bytes are printable
     // ASCII, neither end is white space and the Unicode trim's scan of the ends is skipped.
     let bytes = text.as_bytes();
