@@ -64,11 +64,9 @@ impl Str {
         if bytes.len() > Str::INLINE_CAP {
             return Str::on_heap(text);
         }
-        let mut buf = [0u8; Str::INLINE_CAP];
-        copy_short(bytes, &mut buf);
         Str(Repr::Inline {
             len: InlineLen::new(bytes.len()),
-            buf,
+            buf: inline_bytes(bytes),
         })
     }
 
@@ -97,31 +95,45 @@ impl Str {
     }
 }
 
-/// Copies `src` (at most [`Str::INLINE_CAP`] bytes) to the start of `dst` with word moves
-/// from either end, overlapping in the middle, instead of a `memcpy` call or a move per byte.
+/// `src` (at most [`Str::INLINE_CAP`] bytes) zero-padded to an inline buffer, from word
+/// loads at either end that overlap in the middle, instead of a `memcpy` call or a move per
+/// byte. The words are combined in registers and the buffer is assembled at fixed offsets:
+/// stores at offsets that depend on the length would have to go through a buffer in memory,
+/// and moving that buffer into the string reads it back, at once and in other widths, which
+/// the CPU cannot forward from the stores still pending and waits for.
 #[inline]
-fn copy_short(src: &[u8], dst: &mut [u8; Str::INLINE_CAP]) {
+fn inline_bytes(src: &[u8]) -> [u8; Str::INLINE_CAP] {
     let n = src.len();
-    match n {
-        8..=Str::INLINE_CAP => {
-            dst[..8].copy_from_slice(&src[..8]);
-            if n > 16 {
-                dst[8..16].copy_from_slice(&src[8..16]);
-            }
-            dst[n - 8..n].copy_from_slice(&src[n - 8..]);
-        }
-        4..8 => {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..n].copy_from_slice(&src[n - 4..]);
-        }
-        // The first, middle and last byte: each of them for 1 to 3 bytes.
-        1..4 => {
-            dst[0] = src[0];
-            dst[n / 2] = src[n / 2];
-            dst[n - 1] = src[n - 1];
-        }
-        _ => {}
-    }
+    let word = |at: usize| {
+        src.get(at..at + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    let half = |at: usize| {
+        src.get(at..at + 4).map_or(0, |w| {
+            u64::from(u32::from_le_bytes(w.try_into().unwrap_or_default()))
+        })
+    };
+    let byte = |at: usize| src.get(at).map_or(0, |&b| u64::from(b));
+    // The bytes `from..n` in the low end of a word: the word that ends at `n`, shifted down.
+    let tail = |from: usize| word(n - 8) >> (8 * (from + 8 - n));
+    let (w0, w1, w2) = match n {
+        17..=Str::INLINE_CAP => (word(0), word(8), tail(16)),
+        16 => (word(0), word(8), 0),
+        9..16 => (word(0), tail(8), 0),
+        8 => (word(0), 0, 0),
+        4..8 => (half(0) | half(n - 4) << (8 * (n - 4)), 0, 0),
+        1..4 => (
+            byte(0) | byte(n / 2) << (8 * (n / 2)) | byte(n - 1) << (8 * (n - 1)),
+            0,
+            0,
+        ),
+        _ => (0, 0, 0),
+    };
+    let mut buf = [0u8; Str::INLINE_CAP];
+    buf[..8].copy_from_slice(&w0.to_le_bytes());
+    buf[8..16].copy_from_slice(&w1.to_le_bytes());
+    buf[16..].copy_from_slice(&w2.to_le_bytes()[..Str::INLINE_CAP - 16]);
+    buf
 }
 
 impl Default for Str {
@@ -234,6 +246,22 @@ mod tests {
     fn a_str_is_the_size_of_three_words() {
         assert_eq!(std::mem::size_of::<Str>(), 24);
         assert_eq!(std::mem::size_of::<Option<Str>>(), 24);
+    }
+
+    /// Equality compares whole inline representations, so every length must leave the bytes
+    /// after it zero.
+    #[test]
+    fn inline_strings_are_zero_past_their_length() {
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        for n in 0..=Str::INLINE_CAP {
+            match Str::new(&text[..n]).0 {
+                Repr::Inline { buf, .. } => {
+                    assert_eq!(&buf[..n], &text.as_bytes()[..n], "{n}");
+                    assert!(buf[n..].iter().all(|&b| b == 0), "{n}: {buf:?}");
+                }
+                Repr::Heap(_) => panic!("{n} bytes went to the heap"),
+            }
+        }
     }
 
     /// Every length from empty to past the inline capacity, ASCII and multi-byte, through every
