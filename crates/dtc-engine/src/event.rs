@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dtc_plan::eval::{Evaluator, Scope, parse_time};
+use dtc_plan::eval::{EvalError, EvalErrorKind, Evaluator, Scope, parse_time};
 use dtc_plan::plan::{Builtin, CExpr, Slot, StreamingPlan};
 use dtc_plan::value::{Str, Value};
 
@@ -146,32 +146,27 @@ impl Admitter {
             }
         };
         scope.identity = Some(&identity);
-        let time_text = self
+        // The parse's own result, not wrapped in a value only to be taken out again.
+        let parsed = self
             .parsed_time_path
             .and_then(|path| match values.get(path) {
-                Some(Value::Str(text)) => Some(text.as_str()),
+                Some(Value::Str(text)) => Some(parse_time(text)),
                 _ => None,
             });
-        let time = match time_text.map_or_else(
-            || self.evaluator.eval(&self.plan.time, &scope),
-            |text| parse_time(text).map(Value::DateTime),
-        ) {
-            Ok(Value::DateTime(t)) => t,
-            Ok(Value::Null) => return reject(RejectReason::MissingTime, "time is null"),
-            Ok(other) => {
-                return reject(
-                    RejectReason::BadTime,
-                    format!("time is a {}, not a datetime", other.type_name()),
-                );
-            }
-            Err(e) => {
-                let reason = if e.kind == dtc_plan::eval::EvalErrorKind::NullOperand {
-                    RejectReason::MissingTime
-                } else {
-                    RejectReason::BadTime
-                };
-                return reject(reason, e.to_string());
-            }
+        let time = match parsed {
+            Some(Ok(time)) => time,
+            Some(Err(e)) => return time_error(e),
+            None => match self.evaluator.eval(&self.plan.time, &scope) {
+                Ok(Value::DateTime(t)) => t,
+                Ok(Value::Null) => return reject(RejectReason::MissingTime, "time is null"),
+                Ok(other) => {
+                    return reject(
+                        RejectReason::BadTime,
+                        format!("time is a {}, not a datetime", other.type_name()),
+                    );
+                }
+                Err(e) => return time_error(e),
+            },
         };
         scope.time = Some(time);
         if let Some(when) = &self.plan.when
@@ -193,6 +188,16 @@ impl Admitter {
             },
         }
     }
+}
+
+/// A `Time` that could not be evaluated: missing when it read a null, else bad.
+fn time_error(e: EvalError) -> Admission {
+    let reason = if e.kind == EvalErrorKind::NullOperand {
+        RejectReason::MissingTime
+    } else {
+        RejectReason::BadTime
+    };
+    reject(reason, e.to_string())
 }
 
 fn reject(reason: RejectReason, detail: impl Into<String>) -> Admission {
