@@ -400,14 +400,12 @@ mod tests {
 
     use std::sync::Mutex;
 
-    use dtc_lang::load::load_spec;
-    use dtc_lang::span::FileId;
-    use dtc_plan::compile::compile;
     use dtc_plan::value::Str;
     use dtc_store::MemoryStore;
     use dtc_store::{IdentityPage, RecordKey, StoreError, TimeRange};
 
     use super::*;
+    use crate::testkit::catalog;
 
     const STREAMING: &str = "
 Type: Streaming
@@ -524,10 +522,7 @@ Aggregates:
 
     /// `USERS` users with two sessions of three games each; one record per write batch.
     fn run(store: &dyn BlockStore) -> Result<BatchSummary, EngineError> {
-        let specs: Vec<_> = load_spec(FileId(0), STREAMING).0.into_iter().collect();
-        let (catalog, diags) = compile(&specs);
-        assert!(diags.is_empty(), "{diags:#?}");
-        let Some(plan) = catalog.streaming.first().cloned() else {
+        let Some(plan) = catalog(&[STREAMING]).streaming.first().cloned() else {
             panic!("the streaming spec did not compile");
         };
         let spill = tempfile::tempdir().map_err(|source| EngineError::Spill {

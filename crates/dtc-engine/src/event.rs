@@ -209,11 +209,8 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Admission {
 
 #[cfg(test)]
 mod tests {
-    use dtc_lang::load::load_spec;
-    use dtc_lang::span::FileId;
-    use dtc_plan::compile::compile;
-
     use super::*;
+    use crate::testkit::catalog;
 
     fn plan(identity: &str, time: &str) -> Arc<StreamingPlan> {
         let text = format!(
@@ -232,10 +229,7 @@ Aggregates:
         Value: seen.count + 1
 "
         );
-        let specs: Vec<_> = load_spec(FileId(0), &text).0.into_iter().collect();
-        let (catalog, diags) = compile(&specs);
-        assert!(diags.is_empty(), "{diags:#?}");
-        match catalog.streaming.first() {
+        match catalog(&[&text]).streaming.first() {
             Some(plan) => plan.clone(),
             None => panic!("the spec did not compile"),
         }

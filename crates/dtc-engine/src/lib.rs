@@ -18,4 +18,7 @@ pub mod stats;
 pub mod streaming;
 pub mod window;
 
+#[cfg(test)]
+mod testkit;
+
 pub use error::EngineError;

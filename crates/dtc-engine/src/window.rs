@@ -456,14 +456,11 @@ mod live_tests {
     //! Live features against training rows, over blocks built by the streaming operator from
     //! specs compiled by the real loader and compiler.
 
-    use dtc_lang::load::load_spec;
-    use dtc_lang::span::FileId;
-    use dtc_plan::compile::compile;
-
     use super::*;
     use crate::batch::view_of_state;
     use crate::event::{Admission, Admitter};
     use crate::streaming::StreamingOperator;
+    use crate::testkit::catalog;
 
     const STREAMING: &str = "
 Type: Streaming
@@ -555,14 +552,7 @@ Aggregates:
 ";
 
     fn window_plan() -> Arc<WindowPlan> {
-        let specs: Vec<_> = [STREAMING, WINDOW]
-            .iter()
-            .zip(0u32..)
-            .filter_map(|(text, i)| load_spec(FileId(i), text).0)
-            .collect();
-        let (catalog, diags) = compile(&specs);
-        assert!(diags.is_empty(), "{diags:#?}");
-        match catalog.window.first() {
+        match catalog(&[STREAMING, WINDOW]).window.first() {
             Some(plan) => plan.clone(),
             None => panic!("the window spec did not compile"),
         }
