@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use dtc_io::RawValue;
 use dtc_plan::plan::{CExpr, Slot, StreamingPlan, WindowPlan};
 use dtc_plan::record::Row;
 use dtc_plan::value::Value;
@@ -66,6 +67,8 @@ pub enum Pushed {
 /// A streaming batch run: push projected events, then [`StreamingBatch::finish`].
 pub struct StreamingBatch {
     admitter: Admitter,
+    /// [`Admitter::dropped_paths`], for events encoded from their lines.
+    dropped_paths: Vec<bool>,
     sorter: EventSorter,
     operator: StreamingOperator,
     config: BatchConfig,
@@ -84,8 +87,10 @@ impl StreamingBatch {
         if let CExpr::Load(Slot::SourcePath(path)) = plan.identity {
             sorter.identity_path(path as usize);
         }
+        let admitter = Admitter::new(plan.clone());
         Ok(StreamingBatch {
-            admitter: Admitter::new(plan.clone()),
+            dropped_paths: admitter.dropped_paths(),
+            admitter,
             sorter,
             operator: StreamingOperator::new(plan),
             config,
@@ -116,6 +121,33 @@ impl StreamingBatch {
             Admission::Filtered => Pushed::Filtered,
             Admission::Rejected { reason, detail } => Pushed::Rejected { reason, detail },
         })
+    }
+
+    /// Whether [`StreamingBatch::push_raw`] can admit events without building their values
+    /// (see [`Admitter::takes_raw`]); when it cannot, it builds them and calls
+    /// [`StreamingBatch::push`], which is then the cheaper call.
+    pub fn takes_raw(&self) -> bool {
+        self.admitter.takes_raw()
+    }
+
+    /// [`StreamingBatch::push`] for an event given by the scalars of its JSON `line`, as
+    /// [`dtc_io::Extractor::extract_raw`] found them. A plainly accepted event is encoded for
+    /// the sort straight from the line; any other goes through [`StreamingBatch::push`] with
+    /// its values built in `values`, so the outcome is the same either way.
+    pub fn push_raw(
+        &mut self,
+        line: &[u8],
+        raw: &[RawValue],
+        values: &mut Vec<Value>,
+    ) -> Result<Pushed, EngineError> {
+        if let Some((identity, time)) = self.admitter.admit_raw(line, raw) {
+            self.sorter
+                .push_raw(identity, time, line, raw, &self.dropped_paths)?;
+            return Ok(Pushed::Accepted);
+        }
+        values.clear();
+        values.extend(raw.iter().map(|value| value.to_value(line)));
+        self.push(values, None)
     }
 
     /// Records that input `partition` has been applied up to `offset` (e.g. a file's last line
@@ -595,5 +627,123 @@ Aggregates:
             .identities(None, 100)
             .map(|p| p.identities.len());
         assert!(matches!(stored, Ok(4)), "{stored:?}");
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    //! Events pushed from their lines' raw scalars against events pushed as built values.
+
+    use dtc_io::Extractor;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::testkit::catalog;
+
+    /// `user` is both the identity and a field, `ts` only read by admission, `a.b` nested.
+    const STREAMING: &str = "
+Type: Streaming
+Version: '2026-11-01'
+Name: raw
+Identity: source.user
+Time: parse_time(source.ts)
+Aggregates:
+  - Type: Block
+    Name: session
+    Dimensions:
+      - Name: session_id
+        Type: string
+        Value: source.session
+    Fields:
+      - Name: user_seen
+        Type: string
+        Value: source.user
+      - Name: values
+        Type: list
+        Value: session.values.append([source.n, source.x, source.flag, source.a.b, source.text])
+";
+
+    const LINES: &[&str] = &[
+        r#"{"user": "u1", "ts": "2024-01-01T10:00:00Z", "session": "s1", "n": 7, "flag": true}"#,
+        r#"{"ts": "2024-01-01T09:00:00Z", "user": "u2", "session": "s1", "x": -1.5, "a": {"b": null}}"#,
+        r#"{"user": "u1", "ts": "2024-01-01T09:30:00", "session": "s2", "flag": false, "a": {"b": "deep", "c": [1]}}"#,
+        r#"{"user": "u1", "ts": "2024-01-01T10:00:00Z", "session": "s1", "n": 9223372036854775807, "x": 1e3}"#,
+        r#"{"user": "u3", "ts": "2024-01-02 10:00:00", "session": "s\u00e9", "text": "esc\"aped"}"#,
+        r#"{"user": "u3", "ts": "2024-01-02 10:00:01", "session": "sé", "text": "non-ASCII: été"}"#,
+        r#"{"user": 42, "ts": "2024-01-02T10:00:00Z", "session": "s1"}"#,
+        r#"{"user": "", "ts": "2024-01-02T10:00:00Z", "session": "s1"}"#,
+        r#"{"ts": "2024-01-02T10:00:00Z", "session": "s1"}"#,
+        r#"{"user": "u4", "ts": "yesterday", "session": "s1"}"#,
+        r#"{"user": "u4", "ts": 1704189600, "session": "s1"}"#,
+        r#"{"user": "u4", "session": "s1"}"#,
+        r#"{"user": ["u4"], "ts": "2024-01-02T10:00:00Z", "session": "s1"}"#,
+        r#"{"user": "u5", "ts": "2024-01-02T10:00:00Z", "session": "s1", "text": "a long text, longer than one hundred and twenty-seven bytes, so that its length takes two bytes of varint in the encoding"}"#,
+        r#"{"user": "u5", "ts": "2024-01-02T10:00:00Z", "session": "s1", "n": 18446744073709551616, "x": 0.1}"#,
+    ];
+
+    type Drained = Vec<(String, Vec<Event>)>;
+
+    /// Pushes every line of `LINES` either as raw scalars (where the extractor's fast road
+    /// takes it) or as built values, and drains the sorted events.
+    fn push_all(raw_road: bool) -> Result<(Vec<Pushed>, Drained), EngineError> {
+        let Some(plan) = catalog(&[STREAMING]).streaming.first().cloned() else {
+            panic!("the streaming spec did not compile");
+        };
+        let extractor = Extractor::new(&plan.source_paths, plan.needs_whole_source);
+        let spill = tempfile::tempdir().map_err(|source| EngineError::Spill {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let config = BatchConfig {
+            spill_dir: spill.path().to_path_buf(),
+            ..BatchConfig::default()
+        };
+        let mut batch = StreamingBatch::new(plan, config)?;
+        assert!(batch.takes_raw());
+        let (mut values, mut raw, mut pushed) = (Vec::new(), Vec::new(), Vec::new());
+        let mut took_raw = 0;
+        for line in LINES.iter().map(|l| l.as_bytes()) {
+            pushed.push(if raw_road && extractor.extract_raw(line, &mut raw) {
+                took_raw += 1;
+                batch.push_raw(line, &raw, &mut values)?
+            } else {
+                match extractor.extract(line, &mut values) {
+                    Ok(()) => batch.push(&mut values, None)?,
+                    Err(rejection) => Pushed::Rejected {
+                        reason: rejection.reason,
+                        detail: rejection.detail,
+                    },
+                }
+            });
+        }
+        if raw_road {
+            // All but the escaped line, the exponent and the requested-container line... and
+            // the serde-only number: the fast road must really be taken for this to test it.
+            assert!(took_raw >= 10, "only {took_raw} lines took the raw road");
+        }
+        let mut sorted = batch.sorter.finish()?;
+        let mut drained = Vec::new();
+        while let Some(identity) = sorted.next_identity() {
+            let mut events = Vec::new();
+            sorted.for_each_event(|event| events.push(event.clone()))?;
+            drained.push((identity.to_string(), events));
+        }
+        Ok((pushed, drained))
+    }
+
+    #[test]
+    fn raw_and_built_values_admit_reject_and_sort_alike() -> Result<(), EngineError> {
+        let (built_pushed, built_events) = push_all(false)?;
+        let (raw_pushed, raw_events) = push_all(true)?;
+        assert_eq!(raw_pushed, built_pushed);
+        assert_eq!(raw_events, built_events);
+        let accepted = built_pushed
+            .iter()
+            .filter(|p| **p == Pushed::Accepted)
+            .count();
+        assert_eq!(accepted, 9, "{built_pushed:#?}");
+        let identities: Vec<&str> = built_events.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(identities, ["42", "u1", "u2", "u3", "u5"]);
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use dtc_plan::eval::{EvalError, EvalErrorKind, Evaluator, Scope, parse_time};
 use dtc_plan::plan::{Builtin, CExpr, Slot, StreamingPlan};
 use dtc_plan::value::{Str, Value};
 
+use dtc_io::RawValue;
 pub use dtc_io::RejectReason;
 
 /// One raw event reduced to the source paths the plan reads, with its identity and time.
@@ -111,6 +112,47 @@ impl Admitter {
             identity_path,
             parsed_time_path,
         }
+    }
+
+    /// Whether [`Admitter::admit_raw`] can admit events: the identity is read from a source
+    /// path and the time parsed from one, with no transform-level `When` to evaluate and no
+    /// whole event to carry.
+    pub fn takes_raw(&self) -> bool {
+        self.identity_path.is_some()
+            && self.parsed_time_path.is_some()
+            && self.plan.when.is_none()
+            && !self.plan.needs_whole_source
+    }
+
+    /// The identity and time of an event given by the scalars of its JSON `line` (see
+    /// [`dtc_io::RawValue`]), when it is plainly accepted: a non-empty string identity and a
+    /// time string that parses. `None` for anything else, which [`Admitter::admit`] decides
+    /// and words, and whenever [`Admitter::takes_raw`] is false.
+    pub fn admit_raw<'l>(
+        &self,
+        line: &'l [u8],
+        raw: &[RawValue],
+    ) -> Option<(&'l str, DateTime<Utc>)> {
+        if !self.takes_raw() {
+            return None;
+        }
+        let identity = raw.get(self.identity_path?)?.as_str(line)?;
+        if identity.is_empty() {
+            return None;
+        }
+        let time = raw.get(self.parsed_time_path?)?.as_str(line)?;
+        Some((identity, parse_time(time).ok()?))
+    }
+
+    /// Per source path, whether accepted events leave it out (see `admission_only`).
+    pub fn dropped_paths(&self) -> Vec<bool> {
+        let mut dropped = vec![false; self.plan.source_paths.len()];
+        for &i in &self.admission_only {
+            if let Some(d) = dropped.get_mut(i) {
+                *d = true;
+            }
+        }
+        dropped
     }
 
     pub fn admit(&mut self, mut values: Vec<Value>, whole: Option<Value>) -> Admission {

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, Utc};
+use dtc_io::RawValue;
 use dtc_plan::codec;
 use dtc_plan::value::{Str, Value};
 
@@ -183,6 +184,53 @@ impl EventSorter {
             event.values[path] = value;
         }
         encoded.map_err(|e| corrupt(self.spill_dir.path(), e.to_string()))?;
+        self.index_last(id, time, start)
+    }
+
+    /// Buffers an event given by the scalars of its JSON line as the extractor found them
+    /// (the same bytes [`EventSorter::push`] buffers for their values): `identity` is the
+    /// string at the identity path (see [`EventSorter::identity_path`]), which is elided, and
+    /// the positions where `dropped` is true are left out as null.
+    pub fn push_raw(
+        &mut self,
+        identity: &str,
+        time: DateTime<Utc>,
+        line: &[u8],
+        raw: &[RawValue],
+        dropped: &[bool],
+    ) -> Result<(), EngineError> {
+        let id = self.interner.intern(identity);
+        let start = self.arena.len();
+        let micros = time.timestamp_micros();
+        let out = &mut self.arena;
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&micros.to_le_bytes());
+        // As `push` does: a value left out is not elided, so it is not restored either.
+        let is_dropped = |i: usize| dropped.get(i).copied().unwrap_or(false);
+        let elided = self.identity_path.filter(|&path| !is_dropped(path));
+        out.push(if elided.is_some() { IDENTITY_ELIDED } else { 0 });
+        let row = codec::SparseRow::begin(raw.len(), out);
+        for (i, value) in raw.iter().enumerate() {
+            if is_dropped(i) || elided == Some(i) {
+                continue;
+            }
+            match *value {
+                RawValue::Null => {}
+                RawValue::Bool(b) => row.bool(i, b, out),
+                RawValue::Int(n) => row.int(i, n, out),
+                RawValue::Float(f) => row.float(i, f, out),
+                RawValue::Str { start, end } => {
+                    let bytes = line.get(start as usize..end as usize).unwrap_or_default();
+                    row.str(i, bytes, out);
+                }
+            }
+        }
+        self.index_last(id, micros, start)
+    }
+
+    /// Indexes the event just encoded at `start` of the arena, and spills when the buffer is
+    /// full.
+    fn index_last(&mut self, identity: u32, time: i64, start: usize) -> Result<(), EngineError> {
         let len = u32::try_from(self.arena.len() - start).map_err(|_| {
             self.arena.truncate(start);
             corrupt(
@@ -191,7 +239,7 @@ impl EventSorter {
             )
         })?;
         self.index.push(Entry {
-            identity: id,
+            identity,
             len,
             time,
             start,

@@ -21,7 +21,7 @@ pub mod sink;
 
 pub use dead_letter::DeadLetterWriter;
 pub use error::IoError;
-pub use extract::Extractor;
+pub use extract::{Extractor, RawValue};
 pub use input::{Input, InputSpec, LineReader};
 pub use reject::{RejectReason, Rejection};
 pub use sink::{RowSink, SinkSummary};

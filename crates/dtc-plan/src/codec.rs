@@ -120,21 +120,85 @@ pub fn decode_values_prefix(bytes: &[u8]) -> Result<(Vec<Value>, usize), CodecEr
 /// [`decode_sparse_values_into`]. On error `out` is left as it was.
 pub fn encode_sparse_values(values: &[Value], out: &mut Vec<u8>) -> Result<(), CodecError> {
     let start = out.len();
-    out.push(FORMAT_VERSION);
-    write_varint(out, values.len() as u64);
-    let bitmap = out.len();
-    out.resize(bitmap + values.len().div_ceil(8), 0);
+    let row = SparseRow::begin(values.len(), out);
     let result = values.iter().enumerate().try_for_each(|(i, v)| {
         if v.is_null() {
             return Ok(());
         }
-        out[bitmap + i / 8] |= 1 << (i % 8);
+        row.mark(i, out);
         encode_into(v, out, 0)
     });
     if result.is_err() {
         out.truncate(start);
     }
     result
+}
+
+/// A row in [`encode_sparse_values`]'s format written value by value, for values that are
+/// not [`Value`]s (an event's scalars as they lie in its JSON line): the same bytes as
+/// [`encode_sparse_values`] writes for the same values. The values of non-null positions must
+/// be written in position order; a position not written is null.
+pub struct SparseRow {
+    bitmap: usize,
+}
+
+impl SparseRow {
+    /// Starts a row of `count` positions at the end of `out`.
+    pub fn begin(count: usize, out: &mut Vec<u8>) -> SparseRow {
+        out.push(FORMAT_VERSION);
+        write_varint(out, count as u64);
+        let bitmap = out.len();
+        out.resize(bitmap + count.div_ceil(8), 0);
+        SparseRow { bitmap }
+    }
+
+    fn mark(&self, position: usize, out: &mut [u8]) {
+        if let Some(byte) = out.get_mut(self.bitmap + position / 8) {
+            *byte |= 1 << (position % 8);
+        }
+    }
+
+    pub fn bool(&self, position: usize, b: bool, out: &mut Vec<u8>) {
+        self.mark(position, out);
+        out.push(if b { TAG_TRUE } else { TAG_FALSE });
+    }
+
+    pub fn int(&self, position: usize, i: i64, out: &mut Vec<u8>) {
+        self.mark(position, out);
+        write_int(i, out);
+    }
+
+    pub fn float(&self, position: usize, f: f64, out: &mut Vec<u8>) {
+        self.mark(position, out);
+        write_float(f, out);
+    }
+
+    /// A string, given as its UTF-8 bytes.
+    pub fn str(&self, position: usize, utf8: &[u8], out: &mut Vec<u8>) {
+        self.mark(position, out);
+        write_str(utf8, out);
+    }
+}
+
+fn write_int(i: i64, out: &mut Vec<u8>) {
+    out.push(TAG_INT);
+    write_varint(out, zigzag(i));
+}
+
+fn write_float(f: f64, out: &mut Vec<u8>) {
+    out.push(TAG_FLOAT);
+    out.extend_from_slice(&f.to_bits().to_le_bytes());
+}
+
+fn write_str(utf8: &[u8], out: &mut Vec<u8>) {
+    // Most strings: the tag and a one-byte length in one step.
+    if utf8.len() < 0x80 {
+        out.extend_from_slice(&[TAG_STR, utf8.len() as u8]);
+    } else {
+        out.push(TAG_STR);
+        write_varint(out, utf8.len() as u64);
+    }
+    out.extend_from_slice(utf8);
 }
 
 /// Decodes a row written by [`encode_sparse_values`] at the start of `bytes` into `out`,
@@ -186,24 +250,9 @@ fn encode_into(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Cod
         Value::Null => out.push(TAG_NULL),
         Value::Bool(false) => out.push(TAG_FALSE),
         Value::Bool(true) => out.push(TAG_TRUE),
-        Value::Int(i) => {
-            out.push(TAG_INT);
-            write_varint(out, zigzag(*i));
-        }
-        Value::Float(f) => {
-            out.push(TAG_FLOAT);
-            out.extend_from_slice(&f.to_bits().to_le_bytes());
-        }
-        // Most strings: the tag and a one-byte length in one step.
-        Value::Str(s) if s.len() < 0x80 => {
-            out.extend_from_slice(&[TAG_STR, s.len() as u8]);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Str(s) => {
-            out.push(TAG_STR);
-            write_varint(out, s.len() as u64);
-            out.extend_from_slice(s.as_bytes());
-        }
+        Value::Int(i) => write_int(*i, out),
+        Value::Float(f) => write_float(*f, out),
+        Value::Str(s) => write_str(s.as_bytes(), out),
         Value::DateTime(dt) => {
             let nanos = dt.timestamp_subsec_nanos();
             // A leap second (nanos >= 1e9) has no distinct microsecond timestamp.

@@ -327,6 +327,8 @@ fn streaming_run(
     let mut batch = StreamingBatch::new(streaming.clone(), config).map_err(run_err)?;
     let extractor = Extractor::new(&streaming.source_paths, streaming.needs_whole_source);
     let mut values = Vec::with_capacity(extractor.output_len());
+    let takes_raw = batch.takes_raw();
+    let mut raw = Vec::with_capacity(extractor.output_len());
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let (mut lines, mut filtered) = (0u64, 0u64);
     // Blurr's text output reported bad records on stderr; keep that for `--format blurr`.
@@ -368,31 +370,39 @@ fn streaming_run(
             last_line = line.number;
             lines += 1;
             progress.tick(lines);
-            let extracted = if line.truncated {
-                Err(dtc_io::Rejection::new(
-                    dtc_io::RejectReason::LineTooLong,
-                    "the line is longer than the maximum line length",
-                ))
-            } else {
-                extractor.extract(line.bytes, &mut values)
-            };
-            if let Err(rejection) = extracted {
-                reject(
-                    &mut dead_letters,
-                    echo_rejects,
-                    &name,
-                    line.number,
-                    &rejection,
-                    line.bytes,
-                )?;
-                continue;
-            }
-            let whole = if streaming.needs_whole_source {
-                values.pop()
-            } else {
-                None
-            };
-            match batch.push(&mut values, whole).map_err(run_err)? {
+            // Most lines take the fast road: their scalars are encoded for the sort where they
+            // lie in the line, without building values (see `StreamingBatch::push_raw`).
+            let pushed =
+                if takes_raw && !line.truncated && extractor.extract_raw(line.bytes, &mut raw) {
+                    batch.push_raw(line.bytes, &raw, &mut values)
+                } else {
+                    let extracted = if line.truncated {
+                        Err(dtc_io::Rejection::new(
+                            dtc_io::RejectReason::LineTooLong,
+                            "the line is longer than the maximum line length",
+                        ))
+                    } else {
+                        extractor.extract(line.bytes, &mut values)
+                    };
+                    if let Err(rejection) = extracted {
+                        reject(
+                            &mut dead_letters,
+                            echo_rejects,
+                            &name,
+                            line.number,
+                            &rejection,
+                            line.bytes,
+                        )?;
+                        continue;
+                    }
+                    let whole = if streaming.needs_whole_source {
+                        values.pop()
+                    } else {
+                        None
+                    };
+                    batch.push(&mut values, whole)
+                };
+            match pushed.map_err(run_err)? {
                 Pushed::Accepted => {}
                 Pushed::Filtered => filtered += 1,
                 Pushed::Rejected { reason, detail } => {

@@ -181,6 +181,25 @@ impl Extractor {
         result
     }
 
+    /// The fast road alone: fills `out` with one [`RawValue`] per path and says whether it
+    /// took the line. It does not take lines with a whole-event output, nor lines the fast
+    /// road leaves to serde (escapes, requested containers, invalid JSON, ...): for those
+    /// [`Extractor::extract`] decides, and words any rejection.
+    pub fn extract_raw(&self, line: &[u8], out: &mut Vec<RawValue>) -> bool {
+        if self.whole || u32::try_from(line.len()).is_err() {
+            return false;
+        }
+        out.clear();
+        out.resize(self.paths, RawValue::Null);
+        if Scanner::new(self, line).line(out.as_mut_slice()).is_none() {
+            return false;
+        }
+        for &(first, duplicate) in &self.duplicates {
+            out[duplicate as usize] = out[first as usize];
+        }
+        true
+    }
+
     fn extract_into(&self, line: &[u8], out: &mut [Value]) -> Result<(), Rejection> {
         // The scanner checks UTF-8 as it goes (see `Scanner::string_body`), so a line it takes
         // is not read a second time for the check.
@@ -254,6 +273,88 @@ impl Extractor {
     }
 }
 
+/// A requested value as the fast road found it in its line: a scalar, or where a string lies.
+/// Nothing is built or copied for it; whoever needs a [`Value`] makes one
+/// ([`RawValue::to_value`]), and a batch run encodes most events for its sort straight from
+/// these.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum RawValue {
+    /// Missing, or JSON `null`.
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string without escapes: `line[start..end]`, checked UTF-8.
+    Str {
+        start: u32,
+        end: u32,
+    },
+}
+
+impl RawValue {
+    /// The string this value is in `line` (the line it was found in), if it is one.
+    pub fn as_str<'a>(&self, line: &'a [u8]) -> Option<&'a str> {
+        match *self {
+            RawValue::Str { start, end } => {
+                let bytes = line.get(start as usize..end as usize)?;
+                if bytes.is_ascii() {
+                    // SAFETY: ASCII is valid UTF-8. (Checked so, the short strings of events
+                    // cost a word test instead of `from_utf8`'s byte loop.)
+                    return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+                }
+                std::str::from_utf8(bytes).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// The value this is in `line` (the line it was found in).
+    pub fn to_value(&self, line: &[u8]) -> Value {
+        match *self {
+            RawValue::Null => Value::Null,
+            RawValue::Bool(b) => Value::Bool(b),
+            RawValue::Int(i) => Value::Int(i),
+            RawValue::Float(f) => Value::Float(f),
+            RawValue::Str { .. } => self.as_str(line).map_or(Value::Null, Value::str),
+        }
+    }
+}
+
+/// Where the scanner puts what it finds for a requested path: built values (the general
+/// road) or positions in the line ([`Extractor::extract_raw`]).
+trait Found {
+    /// A string: `text`, which starts at byte `start` of the line.
+    fn string(&mut self, slot: usize, text: &str, start: usize);
+    /// Anything but a string.
+    fn scalar(&mut self, slot: usize, value: RawValue);
+}
+
+impl Found for [Value] {
+    fn string(&mut self, slot: usize, text: &str, _start: usize) {
+        self[slot].set(Value::str(text));
+    }
+
+    fn scalar(&mut self, slot: usize, value: RawValue) {
+        // Not a string, so the line is not needed to build it.
+        self[slot].set(value.to_value(&[]));
+    }
+}
+
+impl Found for [RawValue] {
+    fn string(&mut self, slot: usize, text: &str, start: usize) {
+        // `extract_raw` takes no line of 4 GiB or more, so positions fit.
+        self[slot] = RawValue::Str {
+            start: start as u32,
+            end: (start + text.len()) as u32,
+        };
+    }
+
+    fn scalar(&mut self, slot: usize, value: RawValue) {
+        self[slot] = value;
+    }
+}
+
 /// Containers nested deeper than this go to the serde walk, which enforces its own limit.
 const SCANNER_MAX_DEPTH: usize = 64;
 
@@ -282,7 +383,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn line(&mut self, out: &mut [Value]) -> Option<()> {
+    fn line<F: Found + ?Sized>(&mut self, out: &mut F) -> Option<()> {
         self.ws();
         self.eat(b'{')?;
         self.object(Some(0), out, 0)?;
@@ -305,7 +406,12 @@ impl<'a> Scanner<'a> {
     }
 
     /// The members of an object whose `{` was just read; `node` is its trie node, if any.
-    fn object(&mut self, node: Option<u32>, out: &mut [Value], depth: usize) -> Option<()> {
+    fn object<F: Found + ?Sized>(
+        &mut self,
+        node: Option<u32>,
+        out: &mut F,
+        depth: usize,
+    ) -> Option<()> {
         if depth > SCANNER_MAX_DEPTH {
             return None;
         }
@@ -363,7 +469,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The value at a trie node: stored if the node is requested, walked if a path goes on.
-    fn requested(&mut self, node: u32, out: &mut [Value], depth: usize) -> Option<()> {
+    fn requested<F: Found + ?Sized>(&mut self, node: u32, out: &mut F, depth: usize) -> Option<()> {
         let slot = self.ex.nodes[node as usize].slot;
         match (self.peek()?, slot) {
             (b'{' | b'[', Some(_)) => None,
@@ -374,22 +480,29 @@ impl<'a> Scanner<'a> {
             (_, None) => self.skip(depth),
             (b'"', Some(slot)) => {
                 self.at += 1;
-                out[slot as usize].set(Value::str(self.string_body()?));
+                let start = self.at;
+                out.string(slot as usize, self.string_body()?, start);
                 Some(())
             }
-            (b't', Some(slot)) => self.literal("true", Value::Bool(true), slot, out),
-            (b'f', Some(slot)) => self.literal("false", Value::Bool(false), slot, out),
-            (b'n', Some(slot)) => self.literal("null", Value::Null, slot, out),
+            (b't', Some(slot)) => self.literal("true", RawValue::Bool(true), slot, out),
+            (b'f', Some(slot)) => self.literal("false", RawValue::Bool(false), slot, out),
+            (b'n', Some(slot)) => self.literal("null", RawValue::Null, slot, out),
             (_, Some(slot)) => {
-                out[slot as usize].set(self.number()?);
+                out.scalar(slot as usize, self.number()?);
                 Some(())
             }
         }
     }
 
-    fn literal(&mut self, word: &str, value: Value, slot: u32, out: &mut [Value]) -> Option<()> {
+    fn literal<F: Found + ?Sized>(
+        &mut self,
+        word: &str,
+        value: RawValue,
+        slot: u32,
+        out: &mut F,
+    ) -> Option<()> {
         self.skip_word(word)?;
-        out[slot as usize].set(value);
+        out.scalar(slot as usize, value);
         Some(())
     }
 
@@ -446,7 +559,7 @@ impl<'a> Scanner<'a> {
 
     /// A number: plain integers of up to 18 digits directly, any other valid number through
     /// serde_json on just its text, so the value is the one the serde walk would produce.
-    fn number(&mut self) -> Option<Value> {
+    fn number(&mut self) -> Option<RawValue> {
         let start = self.at;
         let plain = self.number_text()?;
         let text = std::str::from_utf8(self.bytes.get(start..self.at)?).ok()?;
@@ -459,12 +572,16 @@ impl<'a> Scanner<'a> {
             let n = digits
                 .bytes()
                 .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
-            return Some(Value::Int(if negative { -n } else { n }));
+            return Some(RawValue::Int(if negative { -n } else { n }));
         }
         let mut de = serde_json::Deserializer::from_str(text);
         let value = JsonValue.deserialize(&mut de).ok()?;
         de.end().ok()?;
-        Some(value)
+        match value {
+            Value::Int(i) => Some(RawValue::Int(i)),
+            Value::Float(f) => Some(RawValue::Float(f)),
+            _ => None,
+        }
     }
 
     /// Checks the JSON number grammar and moves past it; whether it is a plain integer. Gives
@@ -512,7 +629,8 @@ impl<'a> Scanner<'a> {
             }
             b'{' => {
                 self.at += 1;
-                self.object(None, &mut [], depth + 1)
+                // No member of an unrequested object is requested: nothing is found there.
+                self.object::<[RawValue]>(None, &mut [], depth + 1)
             }
             b'[' => {
                 self.at += 1;
@@ -936,11 +1054,22 @@ mod tests {
         {
             let mut scanned = vec![Value::Null; ex.output_len()];
             let took = Scanner::new(&ex, line.as_bytes())
-                .line(&mut scanned)
+                .line(scanned.as_mut_slice())
                 .is_some();
             assert_eq!(took, fast, "scanner took {line}");
             let mut got = Vec::new();
             let got = ex.extract(line.as_bytes(), &mut got).map(|()| got);
+            // The raw road takes the same lines and finds the same values.
+            let mut raw = vec![RawValue::Int(99)];
+            assert_eq!(
+                ex.extract_raw(line.as_bytes(), &mut raw),
+                fast,
+                "raw took {line}"
+            );
+            if fast {
+                let built: Vec<Value> = raw.iter().map(|r| r.to_value(line.as_bytes())).collect();
+                assert_eq!(Ok(&built), got.as_ref(), "{line}");
+            }
             let mut want = vec![Value::Null; ex.output_len()];
             let want = ex.extract_with_serde(line, &mut want).map(|()| want);
             match (&got, &want) {
@@ -1017,7 +1146,7 @@ mod tests {
         assert_eq!(ex.nodes[1].child(""), None);
         let line = r#"{"aa": 1, "event_tame": 2, "event_type": 3, "": 4, "k150k": 5, "éé": 6}"#;
         let mut scanned = vec![Value::Null; ex.output_len()];
-        let scanner = Scanner::new(&ex, line.as_bytes()).line(&mut scanned);
+        let scanner = Scanner::new(&ex, line.as_bytes()).line(scanned.as_mut_slice());
         assert!(scanner.is_some());
         let mut walked = vec![Value::Null; ex.output_len()];
         ex.extract_with_serde(line, &mut walked).unwrap();
