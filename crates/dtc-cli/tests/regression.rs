@@ -134,3 +134,90 @@ fn late_event_in_a_persisted_activity_block_opened_an_overlapping_block() {
          \"_end_time\":\"2024-05-01T11:00:30+00:00\",\"events\":2}}\n"
     );
 }
+
+const GAMES_SPEC: &str = "Type: Streaming\n\
+     Version: '2026-11-01'\n\
+     Name: games\n\
+     Identity: source.user\n\
+     Time: parse_time(source.ts)\n\
+     Aggregates:\n\
+     \x20 - Type: Block\n\
+     \x20   Name: session\n\
+     \x20   Dimensions:\n\
+     \x20     - Name: session_id\n\
+     \x20       Value: source.session\n\
+     \x20   Fields:\n\
+     \x20     - Name: offer\n\
+     \x20       Type: string\n\
+     \x20       Value: source.offer\n";
+
+const GAMES_EVENTS: &str = "{\"user\": \"u1\", \"ts\": \"2024-05-01T10:00:00\", \"session\": \"s1\"}\n\
+     {\"user\": \"u1\", \"ts\": \"2024-05-02T10:00:00\", \"session\": \"s2\", \"offer\": \"gems\"}\n";
+
+/// `--format parquet` without `--window` printed the stored records as JSON lines on stdout,
+/// as if `--format jsonl` had been given, instead of saying that Parquet is for window rows.
+#[test]
+fn parquet_format_without_a_window_printed_json_records() {
+    let dir = case(GAMES_SPEC, GAMES_EVENTS);
+    let output = Command::new(env!("CARGO_BIN_EXE_dtc"))
+        .current_dir(dir.path())
+        .args([
+            "transform",
+            "--streaming",
+            "spec.yml",
+            "--source",
+            "events.jsonl",
+        ])
+        .args(["--store", "memory:", "--format", "parquet"])
+        .env_remove("DTC_STORE")
+        .output()
+        .expect("run dtc");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--format parquet writes window rows"),
+        "{stderr}"
+    );
+}
+
+/// A window run with `--format jsonl --output DIR` ended its preview with "Parquet output:
+/// DIR", naming the wrong format.
+#[test]
+fn json_lines_output_was_announced_as_parquet() {
+    let dir = case(GAMES_SPEC, GAMES_EVENTS);
+    std::fs::write(
+        dir.path().join("window.yml"),
+        "Type: Window\n\
+         Version: '2026-11-01'\n\
+         Name: offers\n\
+         SourceDTC: games\n\
+         Anchor:\n\
+         \x20 Condition: anchor.offer == 'gems'\n\
+         Aggregates:\n\
+         \x20 - Type: Window\n\
+         \x20   Name: before\n\
+         \x20   WindowType: count\n\
+         \x20   WindowValue: -1\n\
+         \x20   Source: games.session\n\
+         \x20   Fields:\n\
+         \x20     - Name: sessions\n\
+         \x20       Type: integer\n\
+         \x20       Value: len(source.offer)\n",
+    )
+    .expect("write window spec");
+    let output = transform(
+        dir.path(),
+        &[
+            "--window",
+            "window.yml",
+            "--format",
+            "jsonl",
+            "--output",
+            "rows",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("JSON lines output: rows"), "{stdout}");
+    assert!(!stdout.contains("Parquet"), "{stdout}");
+}

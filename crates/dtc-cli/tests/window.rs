@@ -315,6 +315,62 @@ fn parquet_types_string_datetime_and_boolean_columns() {
     );
 }
 
+/// List, set and map columns are Utf8 in Parquet, holding the JSON-lines value as compact
+/// JSON text (docs/output.md).
+#[test]
+fn parquet_container_columns_hold_compact_json() {
+    let case = cases_dir().join("container-columns");
+    let (streaming, window, events) = (
+        case.join("streaming.yml"),
+        case.join("window.yml"),
+        case.join("events.jsonl"),
+    );
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let out = tmp.path().join("rows");
+    run_ok(
+        dtc()
+            .args(["transform", "-q", "--streaming"])
+            .arg(&streaming)
+            .arg("--window")
+            .arg(&window)
+            .arg("--source")
+            .arg(&events)
+            .args(["--store", "memory:", "--output"])
+            .arg(&out)
+            .arg("--dead-letter")
+            .arg(tmp.path().join("dl.jsonl")),
+    );
+    let (batches, parquet_rows) = read_parquet_dir(&out);
+    let expected = jsonl_rows(&streaming, &window, &events);
+    assert_eq!(parquet_rows.len(), 3, "{parquet_rows:?}");
+    assert_eq!(expected.len(), parquet_rows.len(), "{expected:?}");
+    let columns = ["week.sessions", "week.offers", "week.spend_by_session"];
+    let schema = batches[0].schema();
+    for column in columns {
+        let field = schema
+            .field_with_name(column)
+            .unwrap_or_else(|e| panic!("{column}: {e}"));
+        assert_eq!(field.data_type(), &DataType::Utf8, "{column}");
+    }
+    for (row, expected) in parquet_rows.iter().zip(&expected) {
+        for column in columns {
+            let Some(Json::String(text)) = row.get(column) else {
+                panic!("{column} is not text: {:?}", row.get(column));
+            };
+            assert!(
+                !text.contains(": ") && !text.contains(", "),
+                "not compact: {text}"
+            );
+            let parsed: Json = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parsed, expected[column], "{column}");
+            assert!(
+                parsed.is_array() || parsed.is_object(),
+                "{column} holds no container: {parsed}"
+            );
+        }
+    }
+}
+
 /// Rows sorted by identity and anchor time (a run over a store visits identities in key
 /// order, a combined run in order of first appearance).
 fn sorted(mut rows: Vec<Json>) -> Vec<Json> {

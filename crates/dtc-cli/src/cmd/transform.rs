@@ -181,6 +181,13 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
         ..dtc_aws::DynamoOptions::default()
     };
     let store = dtc_aws::open_store(&args.store, store_options).map_err(run_err)?;
+    if window.is_none() && args.format == Some(OutputFormat::Parquet) {
+        return Err(Failure::Usage(
+            "--format parquet writes window rows: give --window too, or print the stored \
+             records with --format jsonl or --format blurr"
+                .into(),
+        ));
+    }
     let format = args.format.unwrap_or(if window.is_some() {
         OutputFormat::Parquet
     } else {
@@ -292,7 +299,7 @@ fn window_only(
         if let Some(usage) = store.usage() {
             eprintln!("  {usage}");
         }
-        preview.print(&window, dir.as_deref());
+        preview.print(&window, dir.as_deref().map(|d| (d, format)));
     }
     Ok(())
 }
@@ -536,7 +543,7 @@ fn streaming_run(
         lines as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     if let Some(w) = &window {
-        preview.print(w, out_dir.as_deref());
+        preview.print(w, out_dir.as_deref().map(|d| (d, format)));
     }
     Ok(())
 }
@@ -666,7 +673,8 @@ impl Preview {
         }
     }
 
-    fn print(&self, plan: &WindowPlan, dir: Option<&Path>) {
+    /// `dir`: where the rows went, in which format.
+    fn print(&self, plan: &WindowPlan, dir: Option<(&Path, OutputFormat)>) {
         if !self.enabled {
             return;
         }
@@ -692,7 +700,7 @@ impl Preview {
             .collect();
         println!();
         if self.rows.is_empty() {
-            println!("no training rows in this run");
+            println!("no training rows in this run (the summary above says why)");
             return;
         }
         println!("first {} training rows:", self.rows.len());
@@ -704,8 +712,12 @@ impl Preview {
                 .collect();
             println!("  {}", cells.join("  ").trim_end());
         }
-        if let Some(dir) = dir {
-            println!("\nParquet output: {}", dir.display());
+        if let Some((dir, format)) = dir {
+            let kind = match format {
+                OutputFormat::Parquet => "Parquet",
+                OutputFormat::Jsonl | OutputFormat::Blurr => "JSON lines",
+            };
+            println!("\n{kind} output: {}", dir.display());
         }
     }
 }
