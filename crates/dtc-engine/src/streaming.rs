@@ -112,6 +112,7 @@ impl IdentityState {
                     start_time,
                     columns: rec.columns,
                     version: rec.version + 1,
+                    order: 0,
                 });
             }
         }
