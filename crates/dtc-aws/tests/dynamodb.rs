@@ -62,6 +62,7 @@ fn block(identity: &str, dim: &str, start: i64, version: u64) -> StoredRecord {
             Value::Int(version as i64),
         ],
         version,
+        order: 1,
     }
 }
 
@@ -241,22 +242,31 @@ fn retention_sets_expiry_from_the_block_end() {
     DynamoStore::open(&table, options).unwrap();
 }
 
-/// An attribute of a stored item as DynamoDB has it, read with a client of the test's own.
-fn raw_attribute(endpoint: &str, table: &str, key: &RecordKey, name: &str) -> Option<String> {
-    use aws_sdk_dynamodb::primitives::Blob;
-    use aws_sdk_dynamodb::types::AttributeValue;
+/// A client of the test's own, to read and write items as DynamoDB has them, and the runtime
+/// to drive it.
+fn raw_client(endpoint: &str) -> (tokio::runtime::Runtime, aws_sdk_dynamodb::Client) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    let client = runtime.block_on(async {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
         let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .endpoint_url(endpoint)
             .build();
-        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        aws_sdk_dynamodb::Client::from_conf(config)
+    });
+    (runtime, client)
+}
+
+/// An attribute of a stored item as DynamoDB has it.
+fn raw_attribute(endpoint: &str, table: &str, key: &RecordKey, name: &str) -> Option<String> {
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (runtime, client) = raw_client(endpoint);
+    runtime.block_on(async {
         let encoded = dtc_store::encoding::encode_key(key).unwrap();
         let skip = dtc_store::encoding::identity_prefix(&key.identity).len();
         let out = client
@@ -272,6 +282,58 @@ fn raw_attribute(endpoint: &str, table: &str, key: &RecordKey, name: &str) -> Op
             other => Some(format!("{other:?}")),
         }
     })
+}
+
+/// Items written before records kept their creation ordinal have a `record` of format 1,
+/// whose header has no ordinal: they read with ordinal 0.
+#[test]
+fn items_written_before_the_creation_ordinal_read_with_ordinal_0() {
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some(endpoint) = enabled() else { return };
+    let table = fresh_table("format1");
+    let store = DynamoStore::open(&table, options(&endpoint)).unwrap();
+    let old = StoredRecord {
+        order: 0,
+        ..block("u1", "s1", 1_000, 3)
+    };
+    let start = old.start_time.unwrap();
+    // Format 1: format, kind (block), version, start seconds and nanoseconds, the columns.
+    let mut record = vec![1, 1];
+    record.extend_from_slice(&old.version.to_le_bytes());
+    record.extend_from_slice(&start.timestamp().to_le_bytes());
+    record.extend_from_slice(&start.timestamp_subsec_nanos().to_le_bytes());
+    dtc_plan::codec::encode_values(&old.columns, &mut record).unwrap();
+    let key = dtc_store::encoding::encode_key(&old.key).unwrap();
+    let skip = dtc_store::encoding::identity_prefix("u1").len();
+    let (runtime, client) = raw_client(&endpoint);
+    runtime
+        .block_on(
+            client
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S("u1".into()))
+                .item("sk", AttributeValue::B(Blob::new(&key.bytes[skip..])))
+                .item(
+                    "lsi_start",
+                    AttributeValue::B(Blob::new(&key.index_key(start)[skip..])),
+                )
+                .item("record", AttributeValue::B(Blob::new(record)))
+                .item("version", AttributeValue::N("3".into()))
+                .send(),
+        )
+        .unwrap();
+    let new = StoredRecord {
+        order: 2,
+        ..block("u1", "s2", 1_000, 1)
+    };
+    store.write(puts(vec![new.clone()])).unwrap();
+    assert_eq!(store.get(&old.key).unwrap(), Some(old.clone()));
+    assert_eq!(
+        store.blocks("u1", "session", TimeRange::ALL).unwrap(),
+        vec![old.clone(), new.clone()]
+    );
+    assert_eq!(store.load_identity("u1").unwrap(), vec![old, new]);
 }
 
 #[test]

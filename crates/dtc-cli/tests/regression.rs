@@ -221,3 +221,149 @@ fn json_lines_output_was_announced_as_parquet() {
     assert!(stdout.contains("JSON lines output: rows"), "{stdout}");
     assert!(!stdout.contains("Parquet"), "{stdout}");
 }
+
+/// Window rows (`--format jsonl`) of a `dtc transform` with `streaming.yml` and `window.yml`
+/// in `dir`, plus `args` (sources and store).
+fn window_rows(dir: &Path, args: &[&str]) -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_dtc"))
+        .current_dir(dir)
+        .args([
+            "transform",
+            "--streaming",
+            "streaming.yml",
+            "--window",
+            "window.yml",
+        ])
+        .args(["--format", "jsonl", "--quiet", "--dead-letter", "dl.jsonl"])
+        .args(args)
+        .env_remove("DTC_STORE")
+        .output()
+        .expect("run dtc");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "dtc failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Blocks read back from a store (a window run without `--source`, or an identity a later
+/// run loads) broke ties on `_start_time` by their store key instead of by their first event,
+/// as the run that created them did: a different block in a `count` window, another order of
+/// a `source.<field>` list, another anchor kept by `Max`. Here `z` and `m` start at the same
+/// instant and `z` came first, but `m` has the smaller key; a later run adds `a`, which ties
+/// with both, comes last and has the smallest key.
+#[test]
+fn stored_blocks_with_equal_start_times_keep_first_event_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = [
+        (
+            "streaming.yml",
+            "Type: Streaming\n\
+             Version: '2026-11-01'\n\
+             Name: games\n\
+             Identity: source.user\n\
+             Time: parse_time(source.time)\n\
+             Aggregates:\n\
+             \x20 - Type: Block\n\
+             \x20   Name: session\n\
+             \x20   Dimensions:\n\
+             \x20     - Name: session_id\n\
+             \x20       Type: string\n\
+             \x20       Value: source.session\n\
+             \x20   Fields:\n\
+             \x20     - Name: offer\n\
+             \x20       Type: string\n\
+             \x20       Value: source.offer\n",
+        ),
+        (
+            "window.yml",
+            "Type: Window\n\
+             Version: '2026-11-01'\n\
+             Name: ties\n\
+             SourceDTC: games\n\
+             Anchor:\n\
+             \x20 Condition: games.session.offer != ''\n\
+             \x20 Max: 1\n\
+             Aggregates:\n\
+             \x20 - Type: Window\n\
+             \x20   Name: last\n\
+             \x20   WindowType: count\n\
+             \x20   WindowValue: -1\n\
+             \x20   Source: games.session\n\
+             \x20   Fields:\n\
+             \x20     - Name: sessions\n\
+             \x20       Type: list\n\
+             \x20       Value: source.session_id\n\
+             \x20 - Type: Window\n\
+             \x20   Name: day\n\
+             \x20   WindowType: day\n\
+             \x20   WindowValue: -1\n\
+             \x20   Source: games.session\n\
+             \x20   Fields:\n\
+             \x20     - Name: sessions\n\
+             \x20       Type: list\n\
+             \x20       Value: source.session_id\n\
+             \x20 - Type: Variable\n\
+             \x20   Name: v\n\
+             \x20   Fields:\n\
+             \x20     - Name: session\n\
+             \x20       Value: anchor.session_id\n",
+        ),
+        (
+            "events.jsonl",
+            "{\"user\": \"u1\", \"time\": \"2024-05-01T09:00:00Z\", \"session\": \"z\", \"offer\": \"gems\"}\n\
+             {\"user\": \"u1\", \"time\": \"2024-05-01T09:00:00Z\", \"session\": \"m\", \"offer\": \"gems\"}\n\
+             {\"user\": \"u1\", \"time\": \"2024-05-02T08:00:00Z\", \"session\": \"q\", \"offer\": \"gems\"}\n",
+        ),
+        (
+            "later.jsonl",
+            "{\"user\": \"u1\", \"time\": \"2024-05-01T09:00:00Z\", \"session\": \"a\", \"offer\": \"gems\"}\n\
+             {\"user\": \"u1\", \"time\": \"2024-05-03T07:00:00Z\", \"session\": \"r\", \"offer\": \"gems\"}\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write case file");
+    }
+    let dir = dir.path();
+
+    let combined = window_rows(dir, &["--source", "events.jsonl", "--store", "store"]);
+    assert_eq!(
+        combined,
+        [
+            "{\"identity\":\"u1\",\"anchor_time\":\"2024-05-01T09:00:00+00:00\",\
+             \"last.sessions\":[],\"day.sessions\":[],\"v.session\":\"z\"}",
+            "{\"identity\":\"u1\",\"anchor_time\":\"2024-05-02T08:00:00+00:00\",\
+             \"last.sessions\":[\"m\"],\"day.sessions\":[\"z\",\"m\"],\"v.session\":\"q\"}",
+        ]
+    );
+    assert_eq!(window_rows(dir, &["--store", "store"]), combined);
+
+    // A later run over the same store orders `a` after `z` and `m`, as one run over all the
+    // events does.
+    let all = window_rows(
+        dir,
+        &[
+            "--source",
+            "events.jsonl",
+            "--source",
+            "later.jsonl",
+            "--store",
+            "memory:",
+        ],
+    );
+    assert_eq!(
+        all[1],
+        "{\"identity\":\"u1\",\"anchor_time\":\"2024-05-02T08:00:00+00:00\",\
+         \"last.sessions\":[\"a\"],\"day.sessions\":[\"z\",\"m\",\"a\"],\"v.session\":\"q\"}"
+    );
+    assert_eq!(
+        window_rows(dir, &["--source", "later.jsonl", "--store", "store"]),
+        all
+    );
+    assert_eq!(window_rows(dir, &["--store", "store"]), all);
+}

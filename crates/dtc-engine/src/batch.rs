@@ -377,20 +377,22 @@ pub fn view_of_state<'a>(plan: &WindowPlan, state: &'a IdentityState) -> Identit
     IdentityView::new(plan, state.identity.clone(), records)
 }
 
-/// A window view of records read from a store.
+/// A window view of records read from a store, in the order the store returned them: blocks
+/// with equal starts and creation ordinals (0, from older stores) keep that order, as they
+/// do in the state a streaming run loads from the same records.
 pub fn view_of_stored<'a>(
     plan: &WindowPlan,
     identity: Arc<str>,
     stored: &'a [StoredRecord],
 ) -> IdentityView<'a> {
     let streaming = &plan.streaming;
-    let records = stored.iter().enumerate().filter_map(|(i, r)| {
+    let records = stored.iter().filter_map(|r| {
         streaming
             .aggregates
             .iter()
             .position(|a| *a.name == *r.key.aggregate)
             .filter(|&agg| streaming.aggregates[agg].layout.columns.len() == r.columns.len())
-            .map(|agg| (agg, r.columns.as_slice(), i as u64))
+            .map(|agg| (agg, r.columns.as_slice(), r.order))
     });
     IdentityView::new(plan, identity, records)
 }

@@ -27,8 +27,10 @@ pub struct Record {
     pub dirty: bool,
     /// The version it was loaded with (0 = new); the store bumps it on write.
     pub version: u64,
-    /// Tie-breaker between blocks with the same `_start_time`: the block whose first event
-    /// came first. Records loaded from a store keep their load order.
+    /// The record's creation position within its identity (see `StoredRecord::order`): the
+    /// tie-breaker between blocks with the same `_start_time`, the block whose first event came
+    /// first. Kept in the store, so that a later run or a window run over the store breaks
+    /// ties as the run that created the blocks did; 0 for records of older stores.
     pub order: u64,
 }
 
@@ -73,6 +75,8 @@ impl AggState {
 pub struct IdentityState {
     pub identity: Arc<str>,
     aggs: Vec<AggState>,
+    /// The largest creation ordinal the identity's records hold: a new record gets the next.
+    last_order: u64,
 }
 
 impl IdentityState {
@@ -112,6 +116,7 @@ impl IdentityState {
                     start_time,
                     columns: rec.columns,
                     version: rec.version + 1,
+                    order: rec.order,
                 });
             }
         }
@@ -120,6 +125,14 @@ impl IdentityState {
     fn current(&self, agg: usize) -> Option<&Record> {
         let a = self.aggs.get(agg)?;
         a.current.and_then(|i| a.records.get(i))
+    }
+
+    /// Per identity, not per run: an identity's ordinals then do not depend on which other
+    /// identities a run applied, and continue those its stored records hold.
+    fn next_order(&mut self) -> u64 {
+        // Saturating: a stored ordinal of u64::MAX (a damaged store) must not panic a run.
+        self.last_order = self.last_order.saturating_add(1);
+        self.last_order
     }
 }
 
@@ -142,7 +155,6 @@ struct Runtime {
     start_col: Vec<Option<usize>>,
     end_col: Vec<Option<usize>>,
     errors: FieldErrors,
-    next_order: u64,
     /// Reused for each event's dimension values, which mostly name an existing record.
     dims_scratch: Vec<Value>,
 }
@@ -221,7 +233,6 @@ impl StreamingOperator {
                 start_col,
                 end_col,
                 errors: FieldErrors::new(plan.field_names.len()),
-                next_order: 0,
                 dims_scratch: Vec::new(),
             },
             plan,
@@ -243,14 +254,17 @@ impl StreamingOperator {
         IdentityState {
             identity,
             aggs: vec![AggState::default(); self.plan.aggregates.len()],
+            last_order: 0,
         }
     }
 
     /// A state holding the records a store returned for this identity. Records of aggregates
     /// the plan does not have, or whose column count differs from the plan's layout (the spec
-    /// changed), are ignored.
-    pub fn load_state(&mut self, identity: Arc<str>, stored: Vec<StoredRecord>) -> IdentityState {
+    /// changed), are ignored. Records keep their stored creation ordinals, and new ones are
+    /// numbered after all of them (ignored ones too, which stay in the store).
+    pub fn load_state(&self, identity: Arc<str>, stored: Vec<StoredRecord>) -> IdentityState {
         let mut state = self.new_state(identity);
+        state.last_order = stored.iter().map(|r| r.order).max().unwrap_or(0);
         for rec in stored {
             let Some(agg) = self
                 .plan
@@ -263,13 +277,12 @@ impl StreamingOperator {
             if rec.columns.len() != self.plan.aggregates[agg].layout.columns.len() {
                 continue;
             }
-            let order = self.run.next_order();
             state.aggs[agg].push(Record {
                 dims: rec.key.dims,
                 columns: rec.columns,
                 dirty: false,
                 version: rec.version,
-                order,
+                order: rec.order,
             });
         }
         // An activity aggregate continues its latest block, if the next event is close enough.
@@ -395,11 +408,6 @@ impl Runtime {
         }
     }
 
-    fn next_order(&mut self) -> u64 {
-        self.next_order += 1;
-        self.next_order
-    }
-
     /// Dimension values converted to their declared types, into `dims`; `false` (and an error
     /// counted) if one fails or is null: the aggregate is skipped for this event.
     fn eval_dimensions(
@@ -439,9 +447,9 @@ impl Runtime {
     }
 
     fn new_record(
-        &mut self,
+        &self,
         agg: &StreamAggregate,
-        state: &IdentityState,
+        state: &mut IdentityState,
         ai: usize,
         dims: Vec<Value>,
     ) -> Record {
@@ -460,7 +468,7 @@ impl Runtime {
             columns,
             dirty: true,
             version: 0,
-            order: self.next_order(),
+            order: state.next_order(),
         }
     }
 

@@ -22,7 +22,8 @@ use crate::streaming::role_column;
 #[derive(Debug, Clone, Copy)]
 pub struct BlockRef<'a> {
     pub start: DateTime<Utc>,
-    /// Tie-breaker for equal starts: the block whose first event came first.
+    /// Tie-breaker for equal starts: the block's creation ordinal within its identity, so the
+    /// block whose first event came first.
     pub order: u64,
     pub columns: &'a [Value],
 }
@@ -38,8 +39,10 @@ pub struct IdentityView<'a> {
 }
 
 impl<'a> IdentityView<'a> {
-    /// Builds a view from `(aggregate id, columns, order)` triples; blocks without a
-    /// `_start_time` (never touched by an event) are left out.
+    /// Builds a view from `(aggregate id, columns, creation ordinal)` triples; blocks without a
+    /// `_start_time` (never touched by an event) are left out. Blocks are sorted by (start,
+    /// ordinal) stably: those equal in both (ordinal 0, from stores written before ordinals
+    /// were kept) stay in the order given, the store's key order for loaded records.
     pub fn new(
         plan: &WindowPlan,
         identity: Arc<str>,
@@ -456,10 +459,12 @@ mod live_tests {
     //! Live features against training rows, over blocks built by the streaming operator from
     //! specs compiled by the real loader and compiler.
 
+    use dtc_store::{BlockStore, MemoryStore, StoredRecord, WriteBatch};
+
     use super::*;
-    use crate::batch::view_of_state;
+    use crate::batch::{view_of_state, view_of_stored};
     use crate::event::{Admission, Admitter};
-    use crate::streaming::StreamingOperator;
+    use crate::streaming::{IdentityState, StreamingOperator};
     use crate::testkit::catalog;
 
     const STREAMING: &str = "
@@ -646,14 +651,16 @@ Aggregates:
         columns
     }
 
-    #[test]
-    fn live_features_at_an_anchor_start_equal_the_training_row() {
-        let plan = window_plan();
-        let streaming = plan.streaming.clone();
+    /// Applies `events` to `state` in the order given, as a batch run applies an identity's
+    /// events once sorted.
+    fn apply(
+        operator: &mut StreamingOperator,
+        state: &mut IdentityState,
+        events: Vec<Vec<(&'static str, Value)>>,
+    ) {
+        let streaming = operator.plan().clone();
         let mut admitter = Admitter::new(streaming.clone());
-        let mut operator = StreamingOperator::new(streaming.clone());
-        let mut state = operator.new_state("u1".into());
-        for (seq, fields) in (1u64..).zip(events()) {
+        for (seq, fields) in (1u64..).zip(events) {
             let values = streaming
                 .source_paths
                 .iter()
@@ -665,10 +672,18 @@ Aggregates:
                 })
                 .collect();
             match admitter.admit(values, None) {
-                Admission::Accepted { event, .. } => operator.apply(&mut state, &event),
+                Admission::Accepted { event, .. } => operator.apply(state, &event),
                 other => panic!("event {seq} not admitted: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn live_features_at_an_anchor_start_equal_the_training_row() {
+        let plan = window_plan();
+        let mut operator = StreamingOperator::new(plan.streaming.clone());
+        let mut state = operator.new_state("u1".into());
+        apply(&mut operator, &mut state, events());
         let view = view_of_state(&plan, &state);
         let mut window = WindowOperator::new(plan.clone());
         let mut rows = Vec::new();
@@ -707,6 +722,141 @@ Aggregates:
                 .filter_map(|r| spend.and_then(|c| r.values.get(c)))
                 .any(|v| matches!(v, Value::Float(x) if *x > 0.0)),
             "{rows:?}"
+        );
+    }
+
+    /// An event of `u1`: a game, or an offer (which makes the session an anchor).
+    fn event(time: &str, session: &str, kind: &str) -> Vec<(&'static str, Value)> {
+        let mut event = vec![
+            ("user", s("u1")),
+            ("time", s(time)),
+            ("session", s(session)),
+            ("event", s(kind)),
+        ];
+        if kind == "offer" {
+            event.push(("offer", s("gems")));
+        }
+        event
+    }
+
+    /// The training rows of `view`, after checking that the live row at each anchor has the
+    /// same features.
+    fn rows_and_live_rows_agree(plan: &Arc<WindowPlan>, view: &IdentityView<'_>) -> Vec<Row> {
+        let mut window = WindowOperator::new(plan.clone());
+        let mut rows = Vec::new();
+        window.rows(view, &mut rows);
+        for row in &rows {
+            let live = window.row_at(view, row.anchor_time);
+            for c in feature_columns(plan) {
+                assert_eq!(live.values[c], row.values[c], "{}", plan.field_names[c]);
+            }
+        }
+        rows
+    }
+
+    /// What a run writes to the store for `state`.
+    fn write(store: &MemoryStore, plan: &WindowPlan, state: IdentityState) {
+        let mut puts = Vec::new();
+        state.into_dirty_records(&plan.streaming, &mut puts);
+        let written = store.write(WriteBatch {
+            puts,
+            ..WriteBatch::default()
+        });
+        assert!(written.is_ok(), "{written:?}");
+    }
+
+    fn load(store: &MemoryStore) -> Vec<StoredRecord> {
+        match store.load_identity("u1") {
+            Ok(stored) => stored,
+            Err(e) => panic!("load: {e}"),
+        }
+    }
+
+    /// `last2.first` of each row: the first of the two sessions before the anchor.
+    fn firsts(plan: &WindowPlan, rows: &[Row]) -> Vec<Value> {
+        let column = plan.field_names.iter().position(|n| n == "last2.first");
+        rows.iter()
+            .map(|r| column.map_or(Value::Null, |c| r.values[c].clone()))
+            .collect()
+    }
+
+    /// Regression: blocks read back from a store, or loaded by a later run, broke ties on
+    /// `_start_time` by their key (dimension values) instead of by their first event, so rows
+    /// over the store differed from the rows of the run that created the blocks.
+    #[test]
+    fn stored_blocks_with_equal_start_times_keep_first_event_order() {
+        let plan = window_plan();
+        // `z` and `m` start together; `z`'s first event came first, `m` has the smaller key.
+        let first = vec![
+            event("2024-01-01T10:00:00Z", "z", "game"),
+            event("2024-01-01T10:00:00Z", "m", "game"),
+            event("2024-01-01T12:00:00Z", "o1", "offer"),
+        ];
+        // A later run: `a`, the smallest key of all, ties with them and came last.
+        let second = vec![
+            event("2024-01-01T10:00:00Z", "a", "game"),
+            event("2024-01-01T14:00:00Z", "o2", "offer"),
+        ];
+        let mut operator = StreamingOperator::new(plan.streaming.clone());
+
+        let mut state = operator.new_state("u1".into());
+        apply(&mut operator, &mut state, first.clone());
+        let created = rows_and_live_rows_agree(&plan, &view_of_state(&plan, &state));
+        assert_eq!(firsts(&plan, &created), vec![s("z")]);
+        let store = MemoryStore::new();
+        write(&store, &plan, state);
+        let stored = load(&store);
+        let read_back =
+            rows_and_live_rows_agree(&plan, &view_of_stored(&plan, "u1".into(), &stored));
+        assert_eq!(read_back, created);
+
+        // The later run continues the ordinals: its rows are those of one run over all events.
+        let mut events = [first, second.clone()].concat();
+        // A run over all of them applies them in time order, equal times in input order.
+        events.sort_by_key(|event| match event.get(1) {
+            Some((_, Value::Str(time))) => time.to_string(),
+            _ => String::new(),
+        });
+        let mut all = operator.new_state("u1".into());
+        apply(&mut operator, &mut all, events);
+        let expected = rows_and_live_rows_agree(&plan, &view_of_state(&plan, &all));
+        assert_eq!(firsts(&plan, &expected), vec![s("m"), s("a")]);
+        let mut state = operator.load_state("u1".into(), stored);
+        apply(&mut operator, &mut state, second.clone());
+        assert_eq!(
+            rows_and_live_rows_agree(&plan, &view_of_state(&plan, &state)),
+            expected
+        );
+        write(&store, &plan, state);
+        let stored = load(&store);
+        assert_eq!(
+            rows_and_live_rows_agree(&plan, &view_of_stored(&plan, "u1".into(), &stored)),
+            expected
+        );
+
+        // Records of a store written before ordinals were kept (all 0) tie by key, the same
+        // way in a later run's state as read back after it.
+        let old = MemoryStore::new();
+        let unknown: Vec<StoredRecord> = stored
+            .into_iter()
+            .filter(|r| !matches!(r.key.dims.first(), Some(Value::Str(d)) if ["a", "o2"].contains(&&**d)))
+            .map(|r| StoredRecord { order: 0, ..r })
+            .collect();
+        let written = old.write(WriteBatch {
+            puts: unknown.clone(),
+            ..WriteBatch::default()
+        });
+        assert!(written.is_ok(), "{written:?}");
+        let mut state = operator.load_state("u1".into(), unknown);
+        apply(&mut operator, &mut state, second);
+        let in_state = rows_and_live_rows_agree(&plan, &view_of_state(&plan, &state));
+        // Key order `m` before `z`, then `a`, created in this run.
+        assert_eq!(firsts(&plan, &in_state), vec![s("z"), s("a")]);
+        write(&old, &plan, state);
+        let stored = load(&old);
+        assert_eq!(
+            rows_and_live_rows_agree(&plan, &view_of_stored(&plan, "u1".into(), &stored)),
+            in_state
         );
     }
 }

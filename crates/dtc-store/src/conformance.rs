@@ -19,7 +19,7 @@ type Case = (&'static str, fn(&dyn BlockStore));
 
 /// Runs every case, each on a store made by `make`.
 pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
-    let cases: [Case; 14] = [
+    let cases: [Case; 15] = [
         ("values_round_trip", values_round_trip),
         ("get_missing_is_none", get_missing_is_none),
         ("overwrite_replaces", overwrite_replaces),
@@ -46,6 +46,7 @@ pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
             "holds_no_identity_is_false_once_a_record_is_in",
             holds_no_identity_is_false_once_a_record_is_in,
         ),
+        ("creation_ordinals_round_trip", creation_ordinals_round_trip),
     ];
     for (name, case) in cases {
         let store = make();
@@ -65,6 +66,7 @@ fn identity_record(identity: &str, aggregate: &str, columns: Vec<Value>) -> Stor
         start_time: None,
         columns,
         version: 1,
+        order: 1,
     }
 }
 
@@ -79,6 +81,7 @@ fn block(identity: &str, aggregate: &str, dim: Value, start: DateTime<Utc>) -> S
             Value::DateTime(start + TimeDelta::seconds(5)),
         ],
         version: 1,
+        order: 1,
     }
 }
 
@@ -109,6 +112,7 @@ fn assert_same_record(got: &StoredRecord, want: &StoredRecord) {
     assert_eq!(got.kind, want.kind);
     assert_eq!(got.start_time, want.start_time);
     assert_eq!(got.version, want.version);
+    assert_eq!(got.order, want.order, "creation ordinal of {want:?}");
     assert_eq!(
         bytes(&got.columns),
         bytes(&want.columns),
@@ -482,6 +486,7 @@ fn keys_of_every_kind(store: &dyn BlockStore) {
         start_time: None,
         columns: vec![Value::Int(1)],
         version: 7,
+        order: 3,
     };
     put(store, vec![record.clone()]);
     let got = store.get(&record.key).expect("get").expect("stored");
@@ -509,4 +514,46 @@ fn delete_then_put_in_one_batch(store: &dyn BlockStore) {
         .expect("blocks");
     assert_eq!(blocks.len(), 1, "deletes apply before puts");
     assert_same_record(&blocks[0], &b);
+}
+
+/// Blocks starting at the same instant are ordered by their creation ordinal, which only
+/// works if every read path returns it as written, large values included; a rewrite keeps the
+/// new value.
+fn creation_ordinals_round_trip(store: &dyn BlockStore) {
+    let ordinals = [0, 1, 127, 128, 1 << 40, u64::MAX];
+    let mut records: Vec<StoredRecord> = ordinals
+        .iter()
+        .enumerate()
+        .map(|(i, &order)| StoredRecord {
+            order,
+            ..block("u1", "session", Value::Int(i as i64), t(100))
+        })
+        .collect();
+    records.push(StoredRecord {
+        order: u64::MAX - 1,
+        ..identity_record("u1", "profile", vec![Value::Int(1)])
+    });
+    put(store, records.clone());
+    for record in &records {
+        let got = store.get(&record.key).expect("get").expect("stored");
+        assert_same_record(&got, record);
+    }
+    let blocks = store
+        .blocks("u1", "session", TimeRange::ALL)
+        .expect("blocks");
+    let got: Vec<u64> = blocks.iter().map(|b| b.order).collect();
+    assert_eq!(got, ordinals, "blocks() returns each block's ordinal");
+    let loaded = store.load_identity("u1").expect("load");
+    assert_eq!(loaded.len(), records.len());
+    // Key order: `profile` before `session`, whose dims are the ordinals' indices.
+    assert_same_record(&loaded[0], &records[ordinals.len()]);
+    for (got, want) in loaded[1..].iter().zip(&records) {
+        assert_same_record(got, want);
+    }
+    let mut rewritten = records[0].clone();
+    rewritten.order = 42;
+    rewritten.version = 2;
+    put(store, vec![rewritten.clone()]);
+    let got = store.get(&rewritten.key).expect("get").expect("stored");
+    assert_same_record(&got, &rewritten);
 }

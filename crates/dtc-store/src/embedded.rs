@@ -508,6 +508,7 @@ mod tests {
             start_time: Some(start),
             columns: vec![Value::str(identity), Value::DateTime(start), Value::Int(3)],
             version: 2,
+            order: 5,
         }
     }
 
@@ -565,6 +566,7 @@ mod tests {
             start_time: None,
             columns: vec![Value::str("FR")],
             version: 1,
+            order: 1,
         };
         let written = vec![
             block("u1", "s2", 200),
@@ -608,6 +610,59 @@ mod tests {
             matches!(err, redb::TableError::TableDoesNotExist(_)),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn records_written_before_the_creation_ordinal_read_with_ordinal_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = [block("u1", "s2", 100), block("u1", "s3", 100)];
+        {
+            // A group as a store written before records kept their ordinal holds it.
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut groups = txn.open_table(GROUPS).unwrap();
+                let entries: Vec<(Vec<u8>, Vec<u8>)> = old
+                    .iter()
+                    .map(|record| {
+                        let key = encoding::encode_key(&record.key).unwrap();
+                        let dims = key.bytes[key.prefix_len..].to_vec();
+                        (dims, encoding::encode_record_without_order(record))
+                    })
+                    .collect();
+                let puts: Vec<(&[u8], &[u8])> = entries
+                    .iter()
+                    .map(|(d, r)| (d.as_slice(), r.as_slice()))
+                    .collect();
+                let mut group = Vec::new();
+                group::merge(None, &[], &puts, &mut group, "test").unwrap();
+                let prefix = encoding::aggregate_prefix("u1", "session");
+                groups.insert(prefix.as_slice(), group.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let unknown: Vec<StoredRecord> = old
+            .iter()
+            .map(|r| StoredRecord {
+                order: 0,
+                ..r.clone()
+            })
+            .collect();
+        assert_eq!(store.load_identity("u1").unwrap(), unknown);
+        // A record written now sits in the same group beside the old ones, each read as written.
+        let new = StoredRecord {
+            order: 3,
+            ..block("u1", "s1", 100)
+        };
+        store
+            .write(WriteBatch {
+                puts: vec![new.clone()],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+        let blocks = store.blocks("u1", "session", TimeRange::ALL).unwrap();
+        assert_eq!(blocks, vec![new, unknown[0].clone(), unknown[1].clone()]);
     }
 
     #[test]

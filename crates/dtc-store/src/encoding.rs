@@ -14,9 +14,11 @@
 //! seconds and nanoseconds. Containers (never valid dimensions in a spec, but representable)
 //! are their value-codec bytes escaped like a string.
 //!
-//! A record value is a header (format byte, kind, version, and a block's start time, so that
-//! the old index entry can be found, and a range scan can skip a block, without decoding the
-//! columns) followed by the columns in the `dtc_plan::codec` row encoding.
+//! A record value is a header (format byte, kind, version, a block's start time, so that the
+//! old index entry can be found, and a range scan can skip a block, without decoding the
+//! columns, and the record's creation ordinal as a LEB128 varint) followed by the columns in
+//! the `dtc_plan::codec` row encoding. Records of format 1, written before the ordinal was
+//! kept, have no ordinal and read with ordinal 0.
 
 use std::ops::Range;
 
@@ -40,7 +42,10 @@ const DIM_DATETIME: u8 = 0x06;
 const DIM_TIMEDELTA: u8 = 0x07;
 const DIM_OTHER: u8 = 0x08;
 
-const RECORD_FORMAT: u8 = 1;
+const RECORD_FORMAT: u8 = 2;
+/// The format of stores written before records kept their creation ordinal: the same header
+/// without it.
+const RECORD_FORMAT_WITHOUT_ORDER: u8 = 1;
 const KIND_IDENTITY: u8 = 0;
 const KIND_BLOCK: u8 = 1;
 /// Format byte, kind byte, version.
@@ -306,6 +311,7 @@ fn encode_record_into(record: &StoredRecord, out: &mut Vec<u8>) -> Result<(), St
         out.extend_from_slice(&start.timestamp().to_le_bytes());
         out.extend_from_slice(&start.timestamp_subsec_nanos().to_le_bytes());
     }
+    write_varint(out, record.order);
     codec::encode_values(&record.columns, out).map_err(|e| {
         StoreError::InvalidWrite(format!(
             "record {}{:?} of identity `{}` cannot be encoded: {e}",
@@ -320,47 +326,116 @@ pub fn decode_record(
     bytes: &[u8],
     store: &str,
 ) -> Result<StoredRecord, StoreError> {
-    let (kind, version, start_time, rest) = read_header(bytes, store)?;
-    let columns = codec::decode_values(rest)
+    let header = read_header(bytes, store)?;
+    let columns = codec::decode_values(header.columns)
         .map_err(|e| StoreError::corrupt(store, format!("record columns: {e}")))?;
     Ok(StoredRecord {
         key,
-        kind,
-        start_time,
+        kind: header.kind,
+        start_time: header.start_time,
         columns,
-        version,
+        version: header.version,
+        order: header.order,
     })
 }
 
 /// The start time in a stored record's header, without decoding its columns.
 pub(crate) fn stored_start(bytes: &[u8], store: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    read_header(bytes, store).map(|(_, _, start, _)| start)
+    read_header(bytes, store).map(|header| header.start_time)
 }
 
-type Header<'a> = (RecordKind, u64, Option<DateTime<Utc>>, &'a [u8]);
+/// A record's header fields, and the bytes of its columns that follow them.
+struct Header<'a> {
+    kind: RecordKind,
+    version: u64,
+    start_time: Option<DateTime<Utc>>,
+    order: u64,
+    columns: &'a [u8],
+}
 
 fn read_header<'a>(bytes: &'a [u8], store: &str) -> Result<Header<'a>, StoreError> {
     let corrupt = |detail: &str| StoreError::corrupt(store, format!("record header: {detail}"));
     let header = bytes
         .get(..HEADER_LEN)
         .ok_or_else(|| corrupt("truncated"))?;
-    if header[0] != RECORD_FORMAT {
-        return Err(corrupt(&format!("unknown record format {}", header[0])));
-    }
+    let has_order = match header[0] {
+        RECORD_FORMAT => true,
+        RECORD_FORMAT_WITHOUT_ORDER => false,
+        other => return Err(corrupt(&format!("unknown record format {other}"))),
+    };
     let version = u64::from_le_bytes(fixed(&header[2..10]));
-    let rest = &bytes[HEADER_LEN..];
-    match header[1] {
-        KIND_IDENTITY => Ok((RecordKind::Identity, version, None, rest)),
+    let mut rest = &bytes[HEADER_LEN..];
+    let (kind, start_time) = match header[1] {
+        KIND_IDENTITY => (RecordKind::Identity, None),
         KIND_BLOCK => {
             let time = rest.get(..TIME_LEN).ok_or_else(|| corrupt("truncated"))?;
             let secs = i64::from_le_bytes(fixed(&time[..8]));
             let nanos = u32::from_le_bytes(fixed(&time[8..]));
             let start = DateTime::from_timestamp(secs, nanos)
                 .ok_or_else(|| corrupt("start time out of range"))?;
-            Ok((RecordKind::Block, version, Some(start), &rest[TIME_LEN..]))
+            rest = &rest[TIME_LEN..];
+            (RecordKind::Block, Some(start))
         }
-        other => Err(corrupt(&format!("unknown record kind {other}"))),
+        other => return Err(corrupt(&format!("unknown record kind {other}"))),
+    };
+    let order = if has_order {
+        read_varint(&mut rest).ok_or_else(|| corrupt("bad creation ordinal"))?
+    } else {
+        0
+    };
+    Ok(Header {
+        kind,
+        version,
+        start_time,
+        order,
+        columns: rest,
+    })
+}
+
+/// LEB128: one byte for ordinals below 128, at most ten for any `u64`.
+fn write_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
     }
+    out.push(n as u8);
+}
+
+/// A varint [`write_varint`] wrote, taken off the front of `bytes`; `None` if it is truncated
+/// or does not fit in a `u64`.
+fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        let payload = u64::from(b & 0x7F);
+        // The tenth byte holds the top bit of a u64 only.
+        if i == 9 && payload > 1 {
+            return None;
+        }
+        n |= payload << (7 * i);
+        if b & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// A record's bytes as stores written before the creation ordinal was kept have them: format
+/// 1, the header without the ordinal. For tests that such stores still read.
+#[cfg(test)]
+pub(crate) fn encode_record_without_order(record: &StoredRecord) -> Vec<u8> {
+    let mut out = vec![RECORD_FORMAT_WITHOUT_ORDER];
+    out.push(match record.kind {
+        RecordKind::Identity => KIND_IDENTITY,
+        RecordKind::Block => KIND_BLOCK,
+    });
+    out.extend_from_slice(&record.version.to_le_bytes());
+    if let Some(start) = record.start_time {
+        out.extend_from_slice(&start.timestamp().to_le_bytes());
+        out.extend_from_slice(&start.timestamp_subsec_nanos().to_le_bytes());
+    }
+    codec::encode_values(&record.columns, &mut out).expect("test columns encode");
+    out
 }
 
 /// Copies a slice whose length the caller has already checked.
@@ -563,6 +638,7 @@ mod tests {
             start_time: DateTime::from_timestamp(100, 0),
             columns: vec![Value::str(identity), Value::Int(version as i64)],
             version,
+            order: version,
         };
         let batch = WriteBatch {
             // Two writes of one key keep their order.
@@ -672,6 +748,82 @@ mod tests {
         }
         assert_eq!(&bytes[bytes.len() - again.len()..], &again[..]);
         assert_eq!(identity_of(&bytes, "test").unwrap(), "id\0");
+    }
+
+    fn block_with_order(order: u64) -> StoredRecord {
+        StoredRecord {
+            key: RecordKey::new("u1", "session", vec![Value::str("s1")]),
+            kind: RecordKind::Block,
+            start_time: DateTime::from_timestamp(1_700_000_000, 5),
+            columns: vec![Value::str("u1"), Value::Int(-3), Value::str("x")],
+            version: 4,
+            order,
+        }
+    }
+
+    #[test]
+    fn the_creation_ordinal_round_trips_in_a_varint() {
+        let bigger = |order| encode_record(&block_with_order(order)).unwrap().len();
+        for order in [0, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
+            for kind in [RecordKind::Block, RecordKind::Identity] {
+                let mut record = block_with_order(order);
+                if kind == RecordKind::Identity {
+                    record.kind = kind;
+                    record.start_time = None;
+                }
+                let bytes = encode_record(&record).unwrap();
+                assert_eq!(
+                    decode_record(record.key.clone(), &bytes, "t").unwrap(),
+                    record
+                );
+                assert_eq!(stored_start(&bytes, "t").unwrap(), record.start_time);
+            }
+        }
+        // A byte for the ordinals of all but the busiest identities, ten at most.
+        assert_eq!(bigger(127), bigger(0));
+        assert_eq!(bigger(128), bigger(0) + 1);
+        assert_eq!(bigger(u64::MAX), bigger(0) + 9);
+    }
+
+    #[test]
+    fn records_written_without_an_ordinal_read_with_ordinal_0() {
+        for order in [0, 9] {
+            let mut record = block_with_order(order);
+            let bytes = encode_record_without_order(&record);
+            assert_eq!(bytes[0], 1, "format 1");
+            record.order = 0;
+            assert_eq!(
+                decode_record(record.key.clone(), &bytes, "t").unwrap(),
+                record
+            );
+            record.kind = RecordKind::Identity;
+            record.start_time = None;
+            let bytes = encode_record_without_order(&record);
+            assert_eq!(
+                decode_record(record.key.clone(), &bytes, "t").unwrap(),
+                record
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_ordinal_is_a_corrupt_record() {
+        let key = RecordKey::new("u", "a", vec![]);
+        let header = |ordinal: &[u8]| {
+            let mut bytes = vec![RECORD_FORMAT, KIND_IDENTITY];
+            bytes.extend_from_slice(&[0; 8]);
+            bytes.extend_from_slice(ordinal);
+            bytes
+        };
+        // Cut off, eleven bytes long, and ten bytes that overflow a u64.
+        for ordinal in [&[][..], &[0x80], &[0xFF; 11], &[0xFF; 10]] {
+            let err = decode_record(key.clone(), &header(ordinal), "t").unwrap_err();
+            assert!(err.to_string().contains("creation ordinal"), "{err}");
+        }
+        let mut max = header(&[0xFF; 9]);
+        max.push(0x01);
+        codec::encode_values(&[], &mut max).unwrap();
+        assert_eq!(decode_record(key, &max, "t").unwrap().order, u64::MAX);
     }
 
     #[test]

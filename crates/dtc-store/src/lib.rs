@@ -78,6 +78,12 @@ pub struct StoredRecord {
     /// writer (the file lock) and do not check it; the DynamoDB backend uses it for conditional
     /// writes, so the engine should increase it on every put of a record.
     pub version: u64,
+    /// The record's creation position within its identity (1, 2, 3… as the engine created
+    /// the identity's records by applying events). Blocks that start at the same instant are
+    /// ordered by it, so that every run, and every window run over the store, orders them by
+    /// their first event and not by their keys. 0 = unknown: records of stores written before
+    /// it was kept.
+    pub order: u64,
 }
 
 /// How far one input partition has been applied: the offset of the next event to apply.

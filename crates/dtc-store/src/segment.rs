@@ -125,6 +125,7 @@ mod tests {
                 start_time: None,
                 columns: vec![],
                 version: 1,
+                order: 1,
             })
             .collect();
         store
