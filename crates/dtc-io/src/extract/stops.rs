@@ -5,6 +5,8 @@
 /// of a longer line is searched word by word with [`string_stop`].
 const MASK_WORDS: usize = 16;
 const CHUNK: usize = 16;
+#[cfg(target_arch = "x86_64")]
+const WIDE_CHUNK: usize = 32;
 
 /// One bit per byte of a line's first `MASK_WORDS * 64` bytes, set where a string body
 /// would stop. Built for the whole line in one vector pass, sixteen bytes at a step, so that
@@ -20,19 +22,39 @@ pub(super) struct StopMask {
 
 impl StopMask {
     pub(super) fn of(line: &[u8]) -> StopMask {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, as just checked (the answer is cached after the first
+            // call, so this costs a load and a branch per line).
+            return unsafe { StopMask::of_avx2(line) };
+        }
+        StopMask::of_chunks::<CHUNK>(line, chunk_stops)
+    }
+
+    /// [`StopMask::of`] thirty-two bytes at a step: half the steps of the SSE2 road, on the
+    /// CPUs that have AVX2 (all x86_64 servers of the last decade).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn of_avx2(line: &[u8]) -> StopMask {
+        StopMask::of_chunks::<WIDE_CHUNK>(line, |block| wide_chunk_stops(block))
+    }
+
+    /// The mask built `N` bytes at a time with `stops`, which marks the stops of one block.
+    #[inline(always)]
+    fn of_chunks<const N: usize>(line: &[u8], stops: impl Fn(&[u8; N]) -> u64) -> StopMask {
         let mut words = [0u64; MASK_WORDS];
-        let (chunks, tail) = line.as_chunks::<CHUNK>();
+        let (chunks, tail) = line.as_chunks::<N>();
         let mut bit = 0;
-        for chunk in chunks.iter().take(MASK_WORDS * 64 / CHUNK) {
-            words[bit / 64] |= u64::from(chunk_stops(chunk)) << (bit % 64);
-            bit += CHUNK;
+        for chunk in chunks.iter().take(MASK_WORDS * 64 / N) {
+            words[bit / 64] |= stops(chunk) << (bit % 64);
+            bit += N;
         }
         // Only when every whole chunk was taken is `tail` the end of the line.
-        if bit < MASK_WORDS * 64 && bit + CHUNK > line.len() {
+        if bit < MASK_WORDS * 64 && bit + N > line.len() {
             // Zero padding: a control byte, so a stop, as the end of the line must be.
-            let mut block = [0u8; CHUNK];
+            let mut block = [0u8; N];
             block[..tail.len()].copy_from_slice(tail);
-            words[bit / 64] |= u64::from(chunk_stops(&block)) << (bit % 64);
+            words[bit / 64] |= stops(&block) << (bit % 64);
         }
         StopMask { words }
     }
@@ -50,9 +72,28 @@ impl StopMask {
     }
 }
 
+/// Bit `i` set where `block[i]` is a stop, with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn wide_chunk_stops(block: &[u8; WIDE_CHUNK]) -> u64 {
+    use std::arch::x86_64::{
+        _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8,
+    };
+    // SAFETY: the load reads exactly the thirty-two bytes of `block` (unaligned loads are
+    // allowed); AVX2 is enabled for this function.
+    let v = unsafe { _mm256_loadu_si256(block.as_ptr().cast()) };
+    let quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8));
+    let backslash = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8));
+    // As in `chunk_stops`: unsigned `v <= 0x1f`, and the high bits are the non-ASCII bytes.
+    let control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
+    let flagged = _mm256_or_si256(_mm256_or_si256(quote, backslash), control);
+    u64::from((_mm256_movemask_epi8(flagged) | _mm256_movemask_epi8(v)) as u32)
+}
+
 /// Bit `i` set where `block[i]` is a stop.
 #[cfg(target_arch = "x86_64")]
-fn chunk_stops(block: &[u8; CHUNK]) -> u16 {
+fn chunk_stops(block: &[u8; CHUNK]) -> u64 {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
@@ -68,12 +109,12 @@ fn chunk_stops(block: &[u8; CHUNK]) -> u16 {
         let flagged = _mm_or_si128(_mm_or_si128(quote, backslash), control);
         // The high bit of a byte is set exactly for the non-ASCII bytes, and `movemask`
         // collects those bits as they are.
-        (_mm_movemask_epi8(flagged) | _mm_movemask_epi8(v)) as u16
+        u64::from((_mm_movemask_epi8(flagged) | _mm_movemask_epi8(v)) as u16)
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn chunk_stops(block: &[u8; CHUNK]) -> u16 {
+fn chunk_stops(block: &[u8; CHUNK]) -> u64 {
     block
         .iter()
         .enumerate()
@@ -168,7 +209,15 @@ mod tests {
     /// `from`, or the end of the line when there is none; or nothing, but only when the
     /// answer is not in the covered part.
     fn check_mask(line: &[u8]) {
-        let mask = StopMask::of(line);
+        check_one_mask(line, StopMask::of_chunks::<CHUNK>(line, chunk_stops));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            check_one_mask(line, unsafe { StopMask::of_avx2(line) });
+        }
+    }
+
+    fn check_one_mask(line: &[u8], mask: StopMask) {
         let covered = MASK_WORDS * 64;
         // The first stop at or after each position, found from the end backwards.
         let mut first = vec![line.len(); line.len() + 1];
