@@ -140,10 +140,15 @@ impl StreamingBatch {
         raw: &[RawValue],
         values: &mut Vec<Value>,
     ) -> Result<Pushed, EngineError> {
-        if let Some((identity, time)) = self.admitter.admit_raw(line, raw) {
-            self.sorter
-                .push_raw(identity, time, line, raw, &self.dropped_paths)?;
-            return Ok(Pushed::Accepted);
+        if let Some(identity) = self.admitter.raw_identity(line, raw) {
+            // The identity table is large and an identity's events seldom come together, so
+            // its entry is fetched while the time is parsed.
+            let hash = self.sorter.prefetch_identity(identity);
+            if let Some(time) = self.admitter.raw_time(line, raw) {
+                self.sorter
+                    .push_raw((identity, hash), time, line, raw, &self.dropped_paths)?;
+                return Ok(Pushed::Accepted);
+            }
         }
         values.clear();
         values.extend(raw.iter().map(|value| value.to_value(line)));

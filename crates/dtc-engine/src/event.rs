@@ -114,7 +114,7 @@ impl Admitter {
         }
     }
 
-    /// Whether [`Admitter::admit_raw`] can admit events: the identity is read from a source
+    /// Whether [`Admitter::raw_identity`] and [`Admitter::raw_time`] can admit events: the identity is read from a source
     /// path and the time parsed from one, with no transform-level `When` to evaluate and no
     /// whole event to carry.
     pub fn takes_raw(&self) -> bool {
@@ -124,24 +124,27 @@ impl Admitter {
             && !self.plan.needs_whole_source
     }
 
-    /// The identity and time of an event given by the scalars of its JSON `line` (see
-    /// [`dtc_io::RawValue`]), when it is plainly accepted: a non-empty string identity and a
-    /// time string that parses. `None` for anything else, which [`Admitter::admit`] decides
-    /// and words, and whenever [`Admitter::takes_raw`] is false.
-    pub fn admit_raw<'l>(
-        &self,
-        line: &'l [u8],
-        raw: &[RawValue],
-    ) -> Option<(&'l str, DateTime<Utc>)> {
+    /// The identity of an event given by the scalars of its JSON `line` (see
+    /// [`dtc_io::RawValue`]), when it is plainly acceptable: a non-empty string. `None` for
+    /// anything else, which [`Admitter::admit`] decides and words, and whenever
+    /// [`Admitter::takes_raw`] is false.
+    pub fn raw_identity<'l>(&self, line: &'l [u8], raw: &[RawValue]) -> Option<&'l str> {
         if !self.takes_raw() {
             return None;
         }
-        let identity = raw.get(self.identity_path?)?.as_str(line)?;
-        if identity.is_empty() {
+        raw.get(self.identity_path?)?
+            .as_str(line)
+            .filter(|identity| !identity.is_empty())
+    }
+
+    /// The time of such an event, when it is a string that parses; `None` as for
+    /// [`Admitter::raw_identity`].
+    pub fn raw_time(&self, line: &[u8], raw: &[RawValue]) -> Option<DateTime<Utc>> {
+        if !self.takes_raw() {
             return None;
         }
-        let time = raw.get(self.parsed_time_path?)?.as_str(line)?;
-        Some((identity, parse_time(time).ok()?))
+        let text = raw.get(self.parsed_time_path?)?.as_str(line)?;
+        parse_time(text).ok()
     }
 
     /// Per source path, whether accepted events leave it out (see `admission_only`).

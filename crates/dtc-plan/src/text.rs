@@ -59,6 +59,12 @@ impl Str {
     /// The longest string kept inline.
     pub const INLINE_CAP: usize = 23;
 
+    /// `""`, usable in constants.
+    pub const EMPTY: Str = Str(Repr::Inline {
+        len: InlineLen::L0,
+        buf: [0; Str::INLINE_CAP],
+    });
+
     pub fn new(text: &str) -> Str {
         let bytes = text.as_bytes();
         if bytes.len() > Str::INLINE_CAP {
