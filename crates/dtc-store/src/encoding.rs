@@ -301,7 +301,20 @@ pub fn encode_record(record: &StoredRecord) -> Result<Vec<u8>, StoreError> {
 
 /// [`encode_record`]'s bytes, appended to `out`.
 fn encode_record_into(record: &StoredRecord, out: &mut Vec<u8>) -> Result<(), StoreError> {
-    out.push(RECORD_FORMAT);
+    write_header_start(RECORD_FORMAT, record, out);
+    write_varint(out, record.order);
+    codec::encode_values(&record.columns, out).map_err(|e| {
+        StoreError::InvalidWrite(format!(
+            "record {}{:?} of identity `{}` cannot be encoded: {e}",
+            record.key.aggregate, record.key.dims, record.key.identity
+        ))
+    })
+}
+
+/// The part of a record's header that every record format has: the format byte, the kind,
+/// the version and a block's start time.
+fn write_header_start(format: u8, record: &StoredRecord, out: &mut Vec<u8>) {
+    out.push(format);
     out.push(match record.kind {
         RecordKind::Identity => KIND_IDENTITY,
         RecordKind::Block => KIND_BLOCK,
@@ -311,13 +324,6 @@ fn encode_record_into(record: &StoredRecord, out: &mut Vec<u8>) -> Result<(), St
         out.extend_from_slice(&start.timestamp().to_le_bytes());
         out.extend_from_slice(&start.timestamp_subsec_nanos().to_le_bytes());
     }
-    write_varint(out, record.order);
-    codec::encode_values(&record.columns, out).map_err(|e| {
-        StoreError::InvalidWrite(format!(
-            "record {}{:?} of identity `{}` cannot be encoded: {e}",
-            record.key.aggregate, record.key.dims, record.key.identity
-        ))
-    })
 }
 
 /// A record from the bytes [`encode_record`] wrote, with its key decoded separately.
@@ -424,16 +430,8 @@ fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
 /// 1, the header without the ordinal. For tests that such stores still read.
 #[cfg(test)]
 pub(crate) fn encode_record_without_order(record: &StoredRecord) -> Vec<u8> {
-    let mut out = vec![RECORD_FORMAT_WITHOUT_ORDER];
-    out.push(match record.kind {
-        RecordKind::Identity => KIND_IDENTITY,
-        RecordKind::Block => KIND_BLOCK,
-    });
-    out.extend_from_slice(&record.version.to_le_bytes());
-    if let Some(start) = record.start_time {
-        out.extend_from_slice(&start.timestamp().to_le_bytes());
-        out.extend_from_slice(&start.timestamp_subsec_nanos().to_le_bytes());
-    }
+    let mut out = Vec::new();
+    write_header_start(RECORD_FORMAT_WITHOUT_ORDER, record, &mut out);
     codec::encode_values(&record.columns, &mut out).expect("test columns encode");
     out
 }

@@ -391,23 +391,19 @@ fn streaming_run(
                     } else {
                         extractor.extract(line.bytes, &mut values)
                     };
-                    if let Err(rejection) = extracted {
-                        reject(
-                            &mut dead_letters,
-                            echo_rejects,
-                            &name,
-                            line.number,
-                            &rejection,
-                            line.bytes,
-                        )?;
-                        continue;
+                    match extracted {
+                        Ok(()) => {
+                            let whole = if streaming.needs_whole_source {
+                                values.pop()
+                            } else {
+                                None
+                            };
+                            batch.push(&mut values, whole)
+                        }
+                        Err(dtc_io::Rejection { reason, detail }) => {
+                            Ok(Pushed::Rejected { reason, detail })
+                        }
                     }
-                    let whole = if streaming.needs_whole_source {
-                        values.pop()
-                    } else {
-                        None
-                    };
-                    batch.push(&mut values, whole)
                 };
             match pushed.map_err(run_err)? {
                 Pushed::Accepted => {}
