@@ -161,40 +161,83 @@ impl Scope for AnchorScope<'_, '_> {
     }
 }
 
-/// The blocks of `blocks` (sorted by start) inside the window around an anchor at `t`.
-pub fn window_range(
-    blocks: &[BlockRef<'_>],
-    t: DateTime<Utc>,
-    window_type: WindowType,
-    value: i64,
-) -> std::ops::Range<usize> {
-    let before = blocks.partition_point(|b| b.start < t);
-    let through = blocks.partition_point(|b| b.start <= t);
-    let span = |units: i64| match window_type {
-        WindowType::Day => TimeDelta::try_days(units),
-        WindowType::Hour => TimeDelta::try_hours(units),
-        WindowType::Count => None,
-    };
-    match (window_type, value < 0) {
-        (WindowType::Count, true) => before.saturating_sub(value.unsigned_abs() as usize)..before,
-        (WindowType::Count, false) => {
-            through..through.saturating_add(value as usize).min(blocks.len())
+/// Where one window aggregate's windows lie among an identity's blocks (sorted by start), for
+/// anchors taken in time order. Each bound only moves forward as the anchor's start does, so
+/// all the anchors of an identity cost one pass over its blocks per window (two pointers)
+/// rather than a search per anchor. An anchor earlier than the one before starts the pass
+/// again, so any order of anchors gives the right windows.
+#[derive(Debug, Clone, Default)]
+pub struct WindowCursor {
+    /// The start of the anchor the bounds were last moved for.
+    anchor: Option<DateTime<Utc>>,
+    /// Blocks starting before the anchor.
+    before: usize,
+    /// Blocks starting at or before the anchor.
+    through: usize,
+    /// Blocks starting at or before a negative window's lower bound.
+    lower: usize,
+    /// Blocks starting before a positive window's upper bound.
+    upper: usize,
+}
+
+impl WindowCursor {
+    /// The blocks of `blocks` inside the window around an anchor at `t`.
+    pub fn range(
+        &mut self,
+        blocks: &[BlockRef<'_>],
+        t: DateTime<Utc>,
+        window_type: WindowType,
+        value: i64,
+    ) -> std::ops::Range<usize> {
+        if self.anchor.is_some_and(|previous| t < previous) {
+            *self = WindowCursor::default();
         }
-        (_, true) => {
-            let lower = span(value.saturating_neg())
-                .and_then(|d| t.checked_sub_signed(d))
-                .map_or(0, |low| blocks.partition_point(|b| b.start <= low));
-            lower.min(before)..before
-        }
-        (_, false) => {
-            let upper = span(value)
-                .and_then(|d| t.checked_add_signed(d))
-                .map_or(blocks.len(), |high| {
-                    blocks.partition_point(|b| b.start < high)
-                });
-            through..upper.max(through)
+        self.anchor = Some(t);
+        let span = |units: i64| match window_type {
+            WindowType::Day => TimeDelta::try_days(units),
+            WindowType::Hour => TimeDelta::try_hours(units),
+            WindowType::Count => None,
+        };
+        match (window_type, value < 0) {
+            (WindowType::Count, true) => {
+                let before = advance(&mut self.before, blocks, |start| start < t);
+                before.saturating_sub(value.unsigned_abs() as usize)..before
+            }
+            (WindowType::Count, false) => {
+                let through = advance(&mut self.through, blocks, |start| start <= t);
+                through..through.saturating_add(value as usize).min(blocks.len())
+            }
+            (_, true) => {
+                let before = advance(&mut self.before, blocks, |start| start < t);
+                let lower = match span(value.saturating_neg()).and_then(|d| t.checked_sub_signed(d))
+                {
+                    Some(low) => advance(&mut self.lower, blocks, |start| start <= low),
+                    None => 0,
+                };
+                lower.min(before)..before
+            }
+            (_, false) => {
+                let through = advance(&mut self.through, blocks, |start| start <= t);
+                let upper = match span(value).and_then(|d| t.checked_add_signed(d)) {
+                    Some(high) => advance(&mut self.upper, blocks, |start| start < high),
+                    None => blocks.len(),
+                };
+                through..upper.max(through)
+            }
         }
     }
+}
+
+/// Moves `at` past the blocks from `at` on whose start satisfies `holds`; the new `at`.
+fn advance(
+    at: &mut usize,
+    blocks: &[BlockRef<'_>],
+    holds: impl Fn(DateTime<Utc>) -> bool,
+) -> usize {
+    while blocks.get(*at).is_some_and(|b| holds(b.start)) {
+        *at += 1;
+    }
+    *at
 }
 
 impl WindowOperator {
@@ -226,6 +269,7 @@ impl WindowOperator {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let mut day: Option<(NaiveDate, u32)> = None;
+        let mut cursors = vec![WindowCursor::default(); self.plan.aggregates.len()];
         for block in anchors {
             let anchor = Anchor {
                 start: block.start,
@@ -244,7 +288,7 @@ impl WindowOperator {
                 self.over_max += 1;
                 continue;
             }
-            match self.row(view, anchor) {
+            match self.row(view, anchor, &mut cursors) {
                 Some(row) => {
                     out.push(row);
                     day = Some((date, used + 1));
@@ -263,11 +307,13 @@ impl WindowOperator {
             block: None,
             live: true,
         };
-        self.evaluate(view, anchor, false).unwrap_or_else(|| Row {
-            identity: view.identity.clone(),
-            anchor_time: at,
-            values: vec![Value::Null; self.plan.field_names.len()],
-        })
+        let mut cursors = vec![WindowCursor::default(); self.plan.aggregates.len()];
+        self.evaluate(view, anchor, false, &mut cursors)
+            .unwrap_or_else(|| Row {
+                identity: view.identity.clone(),
+                anchor_time: at,
+                values: vec![Value::Null; self.plan.field_names.len()],
+            })
     }
 
     fn is_anchor(&mut self, view: &IdentityView<'_>, anchor: Anchor<'_>) -> bool {
@@ -281,17 +327,24 @@ impl WindowOperator {
         self.evaluator.eval_bool(&self.plan.anchor, &scope)
     }
 
-    fn row(&mut self, view: &IdentityView<'_>, anchor: Anchor<'_>) -> Option<Row> {
+    fn row(
+        &mut self,
+        view: &IdentityView<'_>,
+        anchor: Anchor<'_>,
+        cursors: &mut [WindowCursor],
+    ) -> Option<Row> {
         let drop_incomplete = self.plan.dialect == Dialect::Blurr;
-        self.evaluate(view, anchor, drop_incomplete)
+        self.evaluate(view, anchor, drop_incomplete, cursors)
     }
 
     /// `None` when `drop_incomplete` and a window is empty or a count window is short.
+    /// `cursors`: one per aggregate of the plan, kept from the identity's earlier anchors.
     fn evaluate(
         &mut self,
         view: &IdentityView<'_>,
         anchor: Anchor<'_>,
         drop_incomplete: bool,
+        cursors: &mut [WindowCursor],
     ) -> Option<Row> {
         let plan = self.plan.clone();
         let mut rows: Vec<Vec<Value>> = Vec::with_capacity(plan.aggregates.len());
@@ -311,10 +364,11 @@ impl WindowOperator {
                     .get(*source as usize)
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
-                let range = if anchor.live && *value > 0 {
-                    0..0
-                } else {
-                    window_range(blocks, anchor.start, *window_type, *value)
+                let range = match cursors.get_mut(wi) {
+                    Some(cursor) if !(anchor.live && *value > 0) => {
+                        cursor.range(blocks, anchor.start, *window_type, *value)
+                    }
+                    _ => 0..0,
                 };
                 let short = *window_type == WindowType::Count
                     && range.len() < value.unsigned_abs() as usize;
@@ -418,6 +472,91 @@ mod tests {
     }
 
     const DAY: i64 = 86_400;
+
+    /// One window, looked up without earlier anchors.
+    fn window_range(
+        blocks: &[BlockRef<'_>],
+        t: DateTime<Utc>,
+        window_type: WindowType,
+        value: i64,
+    ) -> std::ops::Range<usize> {
+        WindowCursor::default().range(blocks, t, window_type, value)
+    }
+
+    /// The window by its definition (contract section 5), block by block: what the cursor's
+    /// bounds must find.
+    fn window_by_definition(
+        blocks: &[BlockRef<'_>],
+        t: i64,
+        window_type: WindowType,
+        value: i64,
+    ) -> Vec<usize> {
+        let starts: Vec<i64> = blocks.iter().map(|b| b.start.timestamp()).collect();
+        let unit = if window_type == WindowType::Day {
+            DAY
+        } else {
+            3_600
+        };
+        let mut members: Vec<usize> = (0..starts.len())
+            .filter(|&i| match (window_type, value < 0) {
+                (WindowType::Count, true) => starts[i] < t,
+                (WindowType::Count, false) => starts[i] > t,
+                (_, true) => t + value * unit < starts[i] && starts[i] < t,
+                (_, false) => t < starts[i] && starts[i] < t + value * unit,
+            })
+            .collect();
+        if window_type == WindowType::Count {
+            let n = value.unsigned_abs() as usize;
+            if value < 0 {
+                members = members.split_off(members.len().saturating_sub(n));
+            } else {
+                members.truncate(n);
+            }
+        }
+        members
+    }
+
+    /// Anchors in time order, then one out of order, over pseudo-random sorted blocks with
+    /// many equal starts: every window of every type and direction is the one its definition
+    /// gives.
+    #[test]
+    fn cursor_windows_equal_their_definition_for_anchors_in_any_order() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for _ in 0..200 {
+            let mut starts: Vec<i64> = (0..next(40))
+                .map(|_| (next(30) * 6 * 3_600) as i64)
+                .collect();
+            starts.sort_unstable();
+            let b = blocks(&starts);
+            let mut anchors: Vec<i64> = (0..next(12)).map(|_| (next(200) * 3_600) as i64).collect();
+            anchors.sort_unstable();
+            // An anchor earlier than the one before it, as a caller may send.
+            anchors.push((next(200) * 3_600) as i64);
+            for (window_type, values) in [
+                (WindowType::Day, [-7, -1, 1, 7]),
+                (WindowType::Hour, [-12, -1, 1, 12]),
+                (WindowType::Count, [-3, -1, 1, 3]),
+            ] {
+                for value in values {
+                    let mut cursor = WindowCursor::default();
+                    for &anchor in &anchors {
+                        let range = cursor.range(&b, t(anchor), window_type, value);
+                        assert_eq!(
+                            range.collect::<Vec<_>>(),
+                            window_by_definition(&b, anchor, window_type, value),
+                            "{window_type:?} {value} at {anchor} over {starts:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn day_windows_exclude_both_bounds_and_the_anchor() {
