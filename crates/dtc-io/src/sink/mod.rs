@@ -185,6 +185,20 @@ impl PartWriter for LocalPart {
         // Durable before visible: a crash after the rename must not leave a torn file.
         file.sync_all().map_err(|e| self.write_error(e))?;
         std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| self.write_error(e))?;
+        // And the rename itself durable: until the directory is synced, a crash can lose the
+        // new name, and with it rows whose input the store records as applied.
+        if let Some(dir) = self
+            .final_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| IoError::Write {
+                    target: dir.display().to_string(),
+                    source,
+                })?;
+        }
         Ok(self.final_path.display().to_string())
     }
 }
