@@ -444,7 +444,7 @@ mod tests {
     use dtc_store::{IdentityPage, RecordKey, StoreError, TimeRange};
 
     use super::*;
-    use crate::testkit::catalog;
+    use crate::testkit::{spill_dir, streaming_plan};
 
     const STREAMING: &str = "
 Type: Streaming
@@ -561,13 +561,8 @@ Aggregates:
 
     /// `USERS` users with two sessions of three games each; one record per write batch.
     fn run(store: &dyn BlockStore) -> Result<BatchSummary, EngineError> {
-        let Some(plan) = catalog(&[STREAMING]).streaming.first().cloned() else {
-            panic!("the streaming spec did not compile");
-        };
-        let spill = tempfile::tempdir().map_err(|source| EngineError::Spill {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        let plan = streaming_plan(STREAMING);
+        let spill = spill_dir()?;
         let config = BatchConfig {
             spill_dir: spill.path().to_path_buf(),
             write_batch_records: 1,
@@ -645,7 +640,7 @@ mod raw_tests {
 
     use super::*;
     use crate::event::Event;
-    use crate::testkit::catalog;
+    use crate::testkit::{spill_dir, streaming_plan};
 
     /// `user` is both the identity and a field, `ts` only read by admission, `a.b` nested.
     const STREAMING: &str = "
@@ -693,14 +688,9 @@ Aggregates:
     /// Pushes every line of `LINES` either as raw scalars (where the extractor's fast road
     /// takes it) or as built values, and drains the sorted events.
     fn push_all(raw_road: bool) -> Result<(Vec<Pushed>, Drained), EngineError> {
-        let Some(plan) = catalog(&[STREAMING]).streaming.first().cloned() else {
-            panic!("the streaming spec did not compile");
-        };
+        let plan = streaming_plan(STREAMING);
         let extractor = Extractor::new(&plan.source_paths, plan.needs_whole_source);
-        let spill = tempfile::tempdir().map_err(|source| EngineError::Spill {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        let spill = spill_dir()?;
         let config = BatchConfig {
             spill_dir: spill.path().to_path_buf(),
             ..BatchConfig::default()

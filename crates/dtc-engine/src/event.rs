@@ -255,7 +255,7 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::catalog;
+    use crate::testkit::streaming_plan;
 
     fn plan(identity: &str, time: &str) -> Arc<StreamingPlan> {
         let text = format!(
@@ -274,10 +274,7 @@ Aggregates:
         Value: seen.count + 1
 "
         );
-        match catalog(&[&text]).streaming.first() {
-            Some(plan) => plan.clone(),
-            None => panic!("the spec did not compile"),
-        }
+        streaming_plan(&text)
     }
 
     /// The admission of an event with `user` and `ts` set to the given values.

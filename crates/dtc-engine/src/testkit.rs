@@ -1,8 +1,13 @@
 //! Plans for the unit tests, compiled from spec text by the real loader and compiler.
 
+use std::sync::Arc;
+
 use dtc_lang::load::load_spec;
 use dtc_lang::span::FileId;
 use dtc_plan::compile::{Catalog, compile};
+use dtc_plan::plan::StreamingPlan;
+
+use crate::EngineError;
 
 /// Loads and compiles `texts` (one spec each) together; panics on any diagnostic.
 pub(crate) fn catalog(texts: &[&str]) -> Catalog {
@@ -15,4 +20,20 @@ pub(crate) fn catalog(texts: &[&str]) -> Catalog {
     let (catalog, diags) = compile(&specs);
     assert!(diags.is_empty(), "{diags:#?}");
     catalog
+}
+
+/// The plan of one streaming spec's text; panics if it does not compile.
+pub(crate) fn streaming_plan(text: &str) -> Arc<StreamingPlan> {
+    match catalog(&[text]).streaming.first() {
+        Some(plan) => plan.clone(),
+        None => panic!("the streaming spec did not compile"),
+    }
+}
+
+/// A temporary directory for a batch run's spill files.
+pub(crate) fn spill_dir() -> Result<tempfile::TempDir, EngineError> {
+    tempfile::tempdir().map_err(|source| EngineError::Spill {
+        path: std::env::temp_dir(),
+        source,
+    })
 }
