@@ -9,7 +9,7 @@
 //!   round-trip every value exactly; `version` (N) for conditional writes; `aggregate` and
 //!   `start_time` (S) only for people reading the table; `expires_at` (N) when retention is set.
 //! - Checkpoints live in the reserved partition `pk = "\0dtc"` under `sk = 00 02 <name>`, which
-//!   no record key can equal.
+//!   no record key can equal; run state under `sk = 00 03 <name>`, its value in `state` (B).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, PutRequest, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
 };
 use chrono::TimeDelta;
 use dtc_plan::value::Value;
@@ -33,7 +34,9 @@ use dtc_store::{
     TimeRange, WriteBatch,
 };
 
+use crate::errors::{one_line, summarize};
 use crate::retry::RetryPolicy;
+use dtc_io::ServiceCause;
 
 const SERVICE: &str = "dynamodb";
 const PK: &str = "pk";
@@ -48,9 +51,10 @@ const OFFSET: &str = "offset";
 /// aggregate name does, so even an identity spelled like this cannot collide with them.
 const CHECKPOINT_PK: &str = "\u{0}dtc";
 const CHECKPOINT_SK_PREFIX: [u8; 2] = [0x00, 0x02];
-/// DynamoDB's limits: items per BatchWriteItem, items and bytes per TransactWriteItems, bytes
-/// per item.
-const BATCH_WRITE_ITEMS: usize = 25;
+/// Run-state items share the checkpoints' partition under this prefix.
+const RUN_STATE_SK_PREFIX: [u8; 2] = [0x00, 0x03];
+const STATE: &str = "state";
+/// DynamoDB's limits: items and bytes per TransactWriteItems, bytes per item.
 const TRANSACTION_ITEMS: usize = 100;
 const TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -87,25 +91,17 @@ impl Default for DynamoOptions {
 }
 
 /// Failures injected into write requests before they reach DynamoDB, so the retry paths can
-/// be tested against a real server: throttling that DynamoDB Local never produces, and
-/// partially processed batches.
+/// be tested against a real server: throttling that DynamoDB Local never produces.
 #[derive(Debug, Default)]
 pub struct FaultInjection {
     throttle: AtomicU32,
-    unprocessed: AtomicU32,
 }
 
 impl FaultInjection {
-    /// The next `n` write requests (BatchWriteItem or TransactWriteItems) fail with
+    /// The next `n` TransactWriteItems requests fail with
     /// `ProvisionedThroughputExceededException` without being sent.
     pub fn throttle_next(&self, n: u32) {
         self.throttle.store(n, Ordering::SeqCst);
-    }
-
-    /// The next `n` BatchWriteItem requests send only the first half of their items and
-    /// return the rest as `UnprocessedItems`, as DynamoDB does under load.
-    pub fn leave_unprocessed(&self, n: u32) {
-        self.unprocessed.store(n, Ordering::SeqCst);
     }
 
     fn take(counter: &AtomicU32) -> bool {
@@ -118,14 +114,13 @@ impl FaultInjection {
 /// Requests sent, for cost reports (`BlockStore::usage`) and tests.
 #[derive(Debug, Default)]
 pub struct RequestCounts {
-    pub batch_write: AtomicU64,
     pub transact_write: AtomicU64,
     pub get_item: AtomicU64,
     pub query: AtomicU64,
     pub scan: AtomicU64,
     /// Items written (puts and deletes, checkpoints included), each counted once.
     pub items_written: AtomicU64,
-    /// Requests repeated after throttling, a transient failure or unprocessed items.
+    /// Requests repeated after throttling or a transient failure.
     pub retries: AtomicU64,
 }
 
@@ -134,10 +129,9 @@ impl RequestCounts {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `(BatchWriteItem, TransactWriteItems, GetItem, Query, Scan)` requests so far.
-    pub fn requests(&self) -> [u64; 5] {
+    /// `(TransactWriteItems, GetItem, Query, Scan)` requests so far.
+    pub fn requests(&self) -> [u64; 4] {
         [
-            &self.batch_write,
             &self.transact_write,
             &self.get_item,
             &self.query,
@@ -162,9 +156,13 @@ struct Inner {
 
 /// A failed request: the message, and whether repeating it may succeed.
 struct Failure {
+    /// One line.
     message: String,
     retryable: bool,
     code: Option<String>,
+    cause: ServiceCause,
+    /// The SDK's whole report.
+    detail: String,
 }
 
 impl Failure {
@@ -172,10 +170,14 @@ impl Failure {
         if self.code.as_deref() == Some("ResourceNotFoundException") {
             return missing_table(table);
         }
+        if matches!(self.cause, ServiceCause::Credentials | ServiceCause::Setup) {
+            return StoreError::Setup(self.message);
+        }
         StoreError::Service {
             service: SERVICE,
             message: self.message,
             retryable: self.retryable,
+            detail: self.detail,
         }
     }
 }
@@ -187,10 +189,9 @@ fn missing_table(table: &str) -> StoreError {
     ))
 }
 
-fn sdk_failure<E, R>(operation: &str, table: &str, err: SdkError<E, R>) -> Failure
+fn sdk_failure<E>(operation: &str, table: &str, err: SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let (retryable, code) = match &err {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (true, None),
@@ -201,13 +202,18 @@ where
         }
         _ => (false, None),
     };
+    let summary = summarize(&err);
     Failure {
-        message: format!(
-            "{operation} on table `{table}`: {}",
-            DisplayErrorContext(&err)
+        message: one_line(
+            "DynamoDB",
+            operation,
+            &format!("DynamoDB table `{table}`"),
+            &summary,
         ),
-        retryable,
+        retryable: retryable || summary.cause.retryable(),
         code,
+        cause: summary.cause,
+        detail: summary.detail,
     }
 }
 
@@ -229,6 +235,8 @@ fn throttled(operation: &str) -> Failure {
         message: format!("{operation}: ProvisionedThroughputExceededException (injected)"),
         retryable: true,
         code: Some("ProvisionedThroughputExceededException".into()),
+        cause: ServiceCause::Throttled,
+        detail: String::new(),
     }
 }
 
@@ -413,6 +421,7 @@ impl Inner {
                 self.table
             ),
             retryable: true,
+            detail: String::new(),
         })
     }
 
@@ -562,6 +571,79 @@ impl Inner {
         }
     }
 
+    fn run_state_item(name: &str, value: Option<&[u8]>) -> ItemWrite {
+        let mut sk = RUN_STATE_SK_PREFIX.to_vec();
+        sk.extend_from_slice(name.as_bytes());
+        let mut item = key_item(CHECKPOINT_PK, &sk);
+        let label = format!("run state `{name}`");
+        match value {
+            Some(bytes) => {
+                item.insert(STATE.into(), AttributeValue::B(Blob::new(bytes)));
+                ItemWrite {
+                    size: item_size(&item),
+                    request: WriteKind::Put(item),
+                    label,
+                    version: 0,
+                }
+            }
+            None => ItemWrite {
+                size: item_size(&item),
+                request: WriteKind::Delete(item),
+                label,
+                version: 0,
+            },
+        }
+    }
+
+    /// The run-state items whose names start with `prefix`, in name order.
+    async fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut start_sk = RUN_STATE_SK_PREFIX.to_vec();
+        start_sk.extend_from_slice(prefix.as_bytes());
+        let mut found = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#p = :p AND begins_with(#s, :s)")
+                .expression_attribute_names("#p", PK)
+                .expression_attribute_names("#s", SK)
+                .expression_attribute_values(":p", AttributeValue::S(CHECKPOINT_PK.into()))
+                .expression_attribute_values(":s", AttributeValue::B(Blob::new(start_sk.clone())))
+                .set_exclusive_start_key(start.take());
+            let out = self
+                .retrying("Query", || {
+                    RequestCounts::bump(&self.counts.query);
+                    query.clone().send()
+                })
+                .await?;
+            for item in out.items.unwrap_or_default() {
+                let (Some(AttributeValue::B(sk)), Some(AttributeValue::B(state))) =
+                    (item.get(SK), item.get(STATE))
+                else {
+                    return Err(StoreError::corrupt(
+                        self.store_name(),
+                        "a run-state item without a binary `sk` and `state`",
+                    ));
+                };
+                let name = sk
+                    .as_ref()
+                    .strip_prefix(&RUN_STATE_SK_PREFIX[..])
+                    .and_then(|n| std::str::from_utf8(n).ok())
+                    .ok_or_else(|| {
+                        StoreError::corrupt(self.store_name(), "a run-state item with a bad name")
+                    })?;
+                found.push((name.to_string(), state.as_ref().to_vec()));
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     async fn write(self: &Arc<Self>, batch: WriteBatch) -> Result<(), StoreError> {
         batch.validate()?;
         // Deletes apply before puts and a later put of a key wins, so per key only the last
@@ -585,63 +667,83 @@ impl Inner {
         for record in &batch.puts {
             add(&record.key.identity, &record.key, self.put_item(record)?)?;
         }
-        let records: Vec<ItemWrite> = order.iter().filter_map(|k| ops.remove(k)).collect();
+        // Records grouped by identity, in the order identities first appear.
+        let mut identities: Vec<&str> = Vec::new();
+        let mut by_identity: HashMap<&str, Vec<ItemWrite>> = HashMap::new();
+        for key in &order {
+            let Some(op) = ops.remove(key) else { continue };
+            let group = by_identity.entry(key.0.as_str()).or_insert_with(|| {
+                identities.push(key.0.as_str());
+                Vec::new()
+            });
+            group.push(op);
+        }
+        let records: Vec<Vec<ItemWrite>> = identities
+            .iter()
+            .filter_map(|identity| by_identity.remove(identity))
+            .collect();
         let mut checkpoints: Vec<(String, Checkpoint)> = Vec::new();
         for (partition, checkpoint) in batch.checkpoints {
             checkpoints.retain(|(p, _)| *p != partition);
             checkpoints.push((partition, checkpoint));
         }
+        let mut states: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        for (name, value) in &batch.run_state {
+            states.retain(|(n, _)| *n != name.as_str());
+            states.push((name.as_str(), value.as_deref()));
+        }
+        let run_state: Vec<ItemWrite> = states
+            .into_iter()
+            .map(|(name, value)| Self::run_state_item(name, value))
+            .collect();
         let checkpoints: Vec<ItemWrite> = checkpoints
             .iter()
             .map(|(p, c)| Self::checkpoint_item(p, *c))
             .collect();
-        let total = records.len() + checkpoints.len();
+        let all = || {
+            records
+                .iter()
+                .flatten()
+                .chain(&run_state)
+                .chain(&checkpoints)
+        };
+        let total = all().count();
         if total == 0 {
             return Ok(());
         }
-        let bytes: usize = records.iter().chain(&checkpoints).map(|w| w.size).sum();
-        if total <= TRANSACTION_ITEMS && bytes <= TRANSACTION_BYTES {
-            // Small batches (the engine's per-identity flushes) are atomic and conditional.
-            let mut all = records;
-            all.extend(checkpoints);
-            return self.transact(all).await;
+        if total <= TRANSACTION_ITEMS && all().map(|w| w.size).sum::<usize>() <= TRANSACTION_BYTES {
+            // Small batches (the engine's per-identity flushes, a run's commit) are one
+            // transaction: atomic, like the embedded store's writes.
+            return self.transact(all().cloned().collect()).await;
         }
-        // Larger batches cannot be one transaction: records first, several requests in flight,
-        // checkpoints only after every record is stored, so a failure never advances them.
-        let (conditional, plain): (Vec<ItemWrite>, Vec<ItemWrite>) =
-            records.into_iter().partition(|w| w.version > 1);
-        let mut jobs: Vec<Job> = plain
-            .chunks(BATCH_WRITE_ITEMS)
-            .map(|c| Job::Batch(c.to_vec()))
-            .collect();
-        jobs.extend(
-            conditional
-                .chunks(TRANSACTION_ITEMS)
-                .flat_map(|c| split_by_bytes(c.to_vec()))
-                .map(Job::Transact),
-        );
-        self.run_jobs(jobs).await?;
-        let jobs = checkpoints
-            .chunks(BATCH_WRITE_ITEMS)
-            .map(|c| Job::Batch(c.to_vec()))
-            .collect();
-        self.run_jobs(jobs).await
+        // Larger batches cannot be one transaction. Each identity's records go in one (with
+        // other whole identities), several in flight: a resumed run tells the identities a
+        // crashed run wrote by their writer mark, which needs all or none of an identity's
+        // records. Then the run state, then the checkpoints, each only after everything before
+        // it is stored: a run's commit keeps its checkpoints in its run state too, so a crash
+        // between the two leaves them where a restart finds them.
+        self.run_transactions(pack_whole_groups(records)).await?;
+        self.run_transactions(pack_whole_groups(vec![run_state]))
+            .await?;
+        self.run_transactions(pack_whole_groups(vec![checkpoints]))
+            .await
     }
 
-    async fn run_jobs(self: &Arc<Self>, jobs: Vec<Job>) -> Result<(), StoreError> {
+    /// Sends transactions, [`DynamoOptions::max_in_flight`] at a time.
+    async fn run_transactions(
+        self: &Arc<Self>,
+        transactions: Vec<Vec<ItemWrite>>,
+    ) -> Result<(), StoreError> {
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.options.max_in_flight.max(1),
         ));
         let mut set = tokio::task::JoinSet::new();
-        for job in jobs {
+        for items in transactions {
             let this = Arc::clone(self);
             let limit = Arc::clone(&limit);
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                match job {
-                    Job::Batch(items) => this.batch_write(items).await,
-                    Job::Transact(items) => this.transact(items).await,
-                }
+                this.transact(items).await
             });
         }
         let mut first_error = None;
@@ -651,6 +753,7 @@ impl Inner {
                     service: SERVICE,
                     message: format!("a write task of table `{}` failed: {e}", self.table),
                     retryable: false,
+                    detail: String::new(),
                 })
             });
             if let Err(e) = result {
@@ -660,77 +763,6 @@ impl Inner {
             }
         }
         first_error.map_or(Ok(()), Err)
-    }
-
-    /// One BatchWriteItem chunk, resending unprocessed items and throttled requests with
-    /// backoff until all are stored or the attempts run out.
-    async fn batch_write(&self, items: Vec<ItemWrite>) -> Result<(), StoreError> {
-        let count = items.len() as u64;
-        let mut pending = items
-            .iter()
-            .map(write_request)
-            .collect::<Result<Vec<_>, _>>()?;
-        let policy = self.options.retry;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last_error = match self.send_batch(pending.clone()).await {
-                Ok(unprocessed) if unprocessed.is_empty() => {
-                    self.counts
-                        .items_written
-                        .fetch_add(count, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(unprocessed) => {
-                    pending = unprocessed;
-                    format!("{} items left unprocessed", pending.len())
-                }
-                Err(failure) if failure.retryable => failure.message,
-                Err(failure) => return Err(failure.into_store_error(&self.table)),
-            };
-            if attempt >= policy.max_attempts.max(1) {
-                return Err(StoreError::Service {
-                    service: SERVICE,
-                    message: format!(
-                        "BatchWriteItem on table `{}`: {} of {count} items still not written \
-                         after {attempt} attempts (last: {last_error}); the batch's checkpoints \
-                         were not advanced, so a re-run applies these events again",
-                        self.table,
-                        pending.len()
-                    ),
-                    retryable: true,
-                });
-            }
-            RequestCounts::bump(&self.counts.retries);
-            tokio::time::sleep(policy.delay(attempt)).await;
-        }
-    }
-
-    /// Sends one BatchWriteItem and returns its unprocessed items.
-    async fn send_batch(&self, mut items: Vec<WriteRequest>) -> Result<Vec<WriteRequest>, Failure> {
-        let mut held_back = Vec::new();
-        if let Some(faults) = &self.options.faults {
-            if FaultInjection::take(&faults.throttle) {
-                return Err(throttled("BatchWriteItem"));
-            }
-            if items.len() > 1 && FaultInjection::take(&faults.unprocessed) {
-                held_back = items.split_off(items.len() / 2);
-            }
-        }
-        RequestCounts::bump(&self.counts.batch_write);
-        let out = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, items)
-            .send()
-            .await
-            .map_err(|e| sdk_failure("BatchWriteItem", &self.table, e))?;
-        let mut unprocessed = out
-            .unprocessed_items
-            .and_then(|mut m| m.remove(&self.table))
-            .unwrap_or_default();
-        unprocessed.extend(held_back);
-        Ok(unprocessed)
     }
 
     /// One TransactWriteItems: atomic, puts with version > 1 conditional on a lower stored
@@ -778,6 +810,7 @@ impl Inner {
                         failure.message
                     ),
                     retryable: true,
+                    detail: String::new(),
                 });
             }
             RequestCounts::bump(&self.counts.retries);
@@ -832,6 +865,12 @@ impl Inner {
                 ),
                 retryable,
                 code: None,
+                cause: if retryable {
+                    ServiceCause::Throttled
+                } else {
+                    ServiceCause::Refused
+                },
+                detail: format!("{cancel:?}"),
             }));
         }
         Err(TransactFailure::Other(sdk_failure(
@@ -932,12 +971,11 @@ impl Inner {
         Ok(out.item)
     }
 
-    async fn retrying<T, E, R, F, Fut>(&self, operation: &str, mut send: F) -> Result<T, StoreError>
+    async fn retrying<T, E, F, Fut>(&self, operation: &str, mut send: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
     {
         let policy = self.options.retry;
         let mut attempt = 0;
@@ -970,7 +1008,7 @@ impl Inner {
             Some(AttributeValue::B(b)) => b.as_ref(),
             _ => return Err(StoreError::corrupt(&store, "an item without a binary `sk`")),
         };
-        if sk.starts_with(&CHECKPOINT_SK_PREFIX) {
+        if sk.starts_with(&CHECKPOINT_SK_PREFIX) || sk.starts_with(&RUN_STATE_SK_PREFIX) {
             return Ok(None);
         }
         let record = match item.get(RECORD) {
@@ -1067,11 +1105,6 @@ impl Inner {
             }
         }
     }
-}
-
-enum Job {
-    Batch(Vec<ItemWrite>),
-    Transact(Vec<ItemWrite>),
 }
 
 enum TransactFailure {
@@ -1175,16 +1208,20 @@ impl BlockStore for DynamoStore {
         }
     }
 
+    fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.runtime.block_on(self.inner.run_state(prefix))
+    }
+
     fn describe(&self) -> String {
         self.inner.store_name()
     }
 
     fn usage(&self) -> Option<String> {
         let c = &self.inner.counts;
-        let [batch, transact, get, query, scan] = c.requests();
+        let [transact, get, query, scan] = c.requests();
         Some(format!(
-            "DynamoDB requests: {batch} BatchWriteItem, {transact} TransactWriteItems, \
-             {get} GetItem, {query} Query, {scan} Scan ({} retried); {} items written",
+            "DynamoDB requests: {transact} TransactWriteItems, {get} GetItem, {query} Query, \
+             {scan} Scan ({} retried); {} items written",
             c.retries.load(Ordering::Relaxed),
             c.items_written.load(Ordering::Relaxed)
         ))
@@ -1215,27 +1252,6 @@ fn checkpoint_sk(partition: &str) -> Vec<u8> {
     sk
 }
 
-fn write_request(write: &ItemWrite) -> Result<WriteRequest, StoreError> {
-    Ok(match &write.request {
-        WriteKind::Put(item) => WriteRequest::builder()
-            .put_request(
-                PutRequest::builder()
-                    .set_item(Some(item.clone()))
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build(),
-        WriteKind::Delete(key) => WriteRequest::builder()
-            .delete_request(
-                DeleteRequest::builder()
-                    .set_key(Some(key.clone()))
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build(),
-    })
-}
-
 /// The item's size as DynamoDB counts it against the 400 KB limit: attribute names plus
 /// values (numbers at their worst case of 21 bytes).
 fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
@@ -1252,25 +1268,38 @@ fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
         .sum()
 }
 
-/// Splits conditional puts so that no transaction goes over DynamoDB's 4 MB.
-fn split_by_bytes(items: Vec<ItemWrite>) -> Vec<Vec<ItemWrite>> {
-    let mut groups = vec![Vec::new()];
+/// Packs groups of items (an identity's records) into transactions of at most 100 items and
+/// 4 MB, each group whole in one transaction where it fits one; a larger group fills
+/// transactions of its own.
+fn pack_whole_groups(groups: Vec<Vec<ItemWrite>>) -> Vec<Vec<ItemWrite>> {
+    let mut transactions: Vec<Vec<ItemWrite>> = Vec::new();
+    let mut current: Vec<ItemWrite> = Vec::new();
     let mut bytes = 0;
-    for item in items {
-        if bytes + item.size > TRANSACTION_BYTES
-            && groups
-                .last()
-                .is_some_and(|g: &Vec<ItemWrite>| !g.is_empty())
-        {
-            groups.push(Vec::new());
+    let fits = |items: usize, size: usize| items <= TRANSACTION_ITEMS && size <= TRANSACTION_BYTES;
+    for group in groups.into_iter().filter(|g| !g.is_empty()) {
+        let group_bytes: usize = group.iter().map(|w| w.size).sum();
+        if !fits(current.len() + group.len(), bytes + group_bytes) && !current.is_empty() {
+            transactions.push(std::mem::take(&mut current));
             bytes = 0;
         }
-        bytes += item.size;
-        if let Some(group) = groups.last_mut() {
-            group.push(item);
+        if fits(group.len(), group_bytes) {
+            bytes += group_bytes;
+            current.extend(group);
+            continue;
+        }
+        for item in group {
+            if !fits(current.len() + 1, bytes + item.size) && !current.is_empty() {
+                transactions.push(std::mem::take(&mut current));
+                bytes = 0;
+            }
+            bytes += item.size;
+            current.push(item);
         }
     }
-    groups
+    if !current.is_empty() {
+        transactions.push(current);
+    }
+    transactions
 }
 
 /// Inclusive `lsi_start` bounds (without the identity) for the blocks of `aggregate` in
@@ -1395,21 +1424,39 @@ mod tests {
     }
 
     #[test]
-    fn large_conditional_groups_split_under_four_megabytes() {
+    fn identities_stay_whole_in_transactions_within_the_limits() {
         let write = |size| ItemWrite {
             request: WriteKind::Delete(HashMap::new()),
             size,
             label: String::new(),
             version: 2,
         };
-        let groups = split_by_bytes((0..30).map(|_| write(300 * 1024)).collect());
-        assert!(groups.len() >= 3);
-        assert!(
-            groups
-                .iter()
-                .all(|g| g.iter().map(|w| w.size).sum::<usize>() <= TRANSACTION_BYTES)
+        let group = |n: usize, size| (0..n).map(|_| write(size)).collect::<Vec<_>>();
+        // 30 identities of 7 records: 14 per transaction, none split.
+        let packed = pack_whole_groups((0..30).map(|_| group(7, 100)).collect());
+        assert_eq!(
+            packed.iter().map(Vec::len).collect::<Vec<_>>(),
+            [98, 98, 14]
         );
-        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 30);
+        // Big records: the 4 MB limit cuts first, still between identities.
+        let packed = pack_whole_groups((0..10).map(|_| group(3, 300 * 1024)).collect());
+        assert!(
+            packed.iter().all(|t| t.len() % 3 == 0),
+            "{:?}",
+            packed.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert!(
+            packed
+                .iter()
+                .all(|t| t.iter().map(|w| w.size).sum::<usize>() <= TRANSACTION_BYTES)
+        );
+        // An identity larger than one transaction fills transactions of its own.
+        let packed = pack_whole_groups(vec![group(5, 10), group(250, 10), group(5, 10)]);
+        assert_eq!(
+            packed.iter().map(Vec::len).collect::<Vec<_>>(),
+            [5, 100, 100, 55]
+        );
+        assert!(pack_whole_groups(vec![Vec::new()]).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `AWS_REGION`, `AWS_PROFILE`, …). The layout and the trade-offs are in `docs/aws.md`.
 
 pub mod dynamodb;
+mod errors;
 mod retry;
 pub mod s3;
 
@@ -21,11 +22,16 @@ pub use dynamodb::{DynamoOptions, DynamoStore, FaultInjection};
 pub use retry::RetryPolicy;
 
 /// Opens the store `uri` names: `dynamodb://TABLE` here, anything else through
-/// [`dtc_store::open_store`]. `options` only matter for DynamoDB.
-pub fn open_store(uri: &str, options: DynamoOptions) -> Result<Box<dyn BlockStore>, StoreError> {
+/// [`dtc_store::open_store`]. `options` only matter for DynamoDB, where `mode` is
+/// `options.create_table`'s business.
+pub fn open_store(
+    uri: &str,
+    mode: dtc_store::OpenMode,
+    options: DynamoOptions,
+) -> Result<Box<dyn BlockStore>, StoreError> {
     match uri.strip_prefix("dynamodb://") {
         Some(table) => Ok(Box::new(DynamoStore::open(table, options)?)),
-        None => dtc_store::open_store(uri),
+        None => dtc_store::open_store(uri, mode),
     }
 }
 
@@ -65,9 +71,10 @@ mod tests {
 
     #[test]
     fn other_uris_fall_back_to_the_local_stores() {
-        let store = open_store("memory:", DynamoOptions::default()).unwrap();
+        let mode = dtc_store::OpenMode::CreateIfMissing;
+        let store = open_store("memory:", mode, DynamoOptions::default()).unwrap();
         assert!(store.describe().contains("memory"));
-        let err = open_store("cassandra://x", DynamoOptions::default())
+        let err = open_store("cassandra://x", mode, DynamoOptions::default())
             .err()
             .unwrap();
         assert!(matches!(err, StoreError::UnsupportedUri { .. }), "{err}");

@@ -5,8 +5,10 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_s3::primitives::ByteStream;
-use dtc_aws::s3::S3;
+use dtc_aws::s3::{S3, S3Destination, publish};
 use dtc_io::LineReader;
+use dtc_io::output::{CommitFile, OutputMode, Publication};
+use dtc_io::sink::{Destination, SealedPart, part_name};
 
 fn connect() -> Option<S3> {
     if std::env::var("DTC_TEST_S3").as_deref() != Ok("1") {
@@ -120,36 +122,142 @@ fn gzipped_and_plain_objects_stream_as_inputs_in_key_order() {
     );
 }
 
+fn uploads(s3: &S3, bucket: &str) -> Vec<String> {
+    let out = s3
+        .block_on(s3.client().list_multipart_uploads().bucket(bucket).send())
+        .unwrap();
+    out.uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_string))
+        .collect()
+}
+
+fn publication(
+    bucket: &str,
+    run_id: &str,
+    parts: Vec<SealedPart>,
+    mode: OutputMode,
+) -> Publication {
+    Publication {
+        location: format!("s3://{bucket}/out/"),
+        run_id: run_id.into(),
+        worker: 0,
+        workers: 1,
+        mode,
+        parts,
+        rows: 0,
+    }
+}
+
 #[test]
-fn parts_appear_only_when_committed_small_and_multipart() {
+fn parts_appear_only_when_published_small_and_multipart() {
     let Some(s3) = connect() else { return };
     let bucket = fresh_bucket(&s3);
     let s3 = s3.with_part_size(5 * 1024 * 1024);
     let mut dest = s3.destination(&format!("s3://{bucket}/out")).unwrap();
-    use dtc_io::sink::Destination;
 
-    let mut small = dest.create("part-small.txt").unwrap();
+    let mut small = dest.create(&part_name("r1", 0, 0, "txt")).unwrap();
     small.write_all(b"hello").unwrap();
-    assert!(keys(&s3, &bucket).is_empty());
-    let location = small.commit().unwrap();
-    assert_eq!(location, format!("s3://{bucket}/out/part-small.txt"));
-    assert_eq!(get(&s3, &bucket, "out/part-small.txt").unwrap(), b"hello");
+    let small = small.seal().unwrap();
+    assert!(keys(&s3, &bucket).is_empty(), "a sealed part is invisible");
 
     let data: Vec<u8> = (0..11 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let mut big = dest.create("part-big.bin").unwrap();
+    let mut big = dest.create(&part_name("r1", 0, 1, "bin")).unwrap();
     for chunk in data.chunks(1 << 20) {
         big.write_all(chunk).unwrap();
     }
-    assert_eq!(keys(&s3, &bucket).len(), 1, "not visible while uploading");
-    big.commit().unwrap();
-    assert_eq!(get(&s3, &bucket, "out/part-big.bin").unwrap(), data);
+    let big = big.seal().unwrap();
+    assert_eq!(big.bytes, data.len() as u64);
+    assert!(keys(&s3, &bucket).is_empty(), "not visible while uploading");
+    assert_eq!(uploads(&s3, &bucket).len(), 2);
 
-    let mut abandoned = dest.create("part-abandoned.bin").unwrap();
+    let first = publication(&bucket, "r1", vec![small, big], OutputMode::Overwrite);
+    publish(&s3, &first).unwrap();
+    assert_eq!(
+        get(&s3, &bucket, "out/part-r1-000-00000.txt").unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        get(&s3, &bucket, "out/part-r1-000-00001.bin").unwrap(),
+        data
+    );
+    assert!(uploads(&s3, &bucket).is_empty());
+    let commit: CommitFile =
+        serde_json::from_slice(&get(&s3, &bucket, "out/_dtc-commit-000.json").unwrap()).unwrap();
+    assert_eq!(commit.parts.len(), 2);
+    // Publishing again (a restart after a crash mid-publish) changes nothing.
+    publish(&s3, &first).unwrap();
+    assert_eq!(keys(&s3, &bucket).len(), 3);
+
+    let mut abandoned = dest.create(&part_name("r2", 0, 0, "bin")).unwrap();
     abandoned.write_all(&data[..6 * 1024 * 1024]).unwrap();
     drop(abandoned);
-    let uploads = s3
-        .block_on(s3.client().list_multipart_uploads().bucket(&bucket).send())
-        .unwrap();
-    assert!(uploads.uploads().is_empty(), "abandoned upload aborted");
-    assert_eq!(keys(&s3, &bucket).len(), 2);
+    assert!(uploads(&s3, &bucket).is_empty(), "abandoned upload aborted");
+    assert_eq!(keys(&s3, &bucket).len(), 3);
+}
+
+#[test]
+fn a_second_run_replaces_the_first_and_stale_uploads_are_aborted() {
+    let Some(s3) = connect() else { return };
+    let bucket = fresh_bucket(&s3);
+    let mut dest = s3.destination(&format!("s3://{bucket}/out/")).unwrap();
+    let stage = |dest: &mut S3Destination, run: &str| -> SealedPart {
+        let mut part = dest.create(&part_name(run, 0, 0, "txt")).unwrap();
+        part.write_all(run.as_bytes()).unwrap();
+        part.seal().unwrap()
+    };
+    let one = stage(&mut dest, "one");
+    publish(
+        &s3,
+        &publication(&bucket, "one", vec![one], OutputMode::Overwrite),
+    )
+    .unwrap();
+    // A run that died after sealing, before its commit: its upload is left open.
+    let crashed = stage(&mut dest, "crashed");
+    let two = stage(&mut dest, "two");
+    let keep = serde_json::from_str::<serde_json::Value>(&two.staged).unwrap();
+    let keep = keep["upload_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s3.abort_stale_uploads(&format!("s3://{bucket}/out/"), 0, &[keep.as_str()])
+            .unwrap(),
+        1
+    );
+    assert!(!crashed.staged.is_empty());
+    assert_eq!(
+        uploads(&s3, &bucket),
+        vec!["out/part-two-000-00000.txt".to_string()]
+    );
+    publish(
+        &s3,
+        &publication(&bucket, "two", vec![two], OutputMode::Overwrite),
+    )
+    .unwrap();
+    assert_eq!(
+        keys(&s3, &bucket),
+        vec![
+            "out/_dtc-commit-000.json".to_string(),
+            "out/part-two-000-00000.txt".into()
+        ]
+    );
+}
+
+#[test]
+fn a_missing_bucket_is_one_line_naming_it() {
+    let Some(s3) = connect() else { return };
+    let err = s3
+        .check_bucket("s3://dtc-no-such-bucket-here/out/")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("S3 bucket `dtc-no-such-bucket-here` does not exist"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    assert!(matches!(
+        err,
+        dtc_io::IoError::Service {
+            cause: dtc_io::ServiceCause::Missing,
+            ..
+        }
+    ));
 }

@@ -1,11 +1,11 @@
 //! `dtc`: the command line of the DTC engine. Each subcommand lives in its own module under
-//! [`cmd`]; this file only parses arguments and dispatches.
+//! [`cmd`]; this file only parses arguments, dispatches, and renders the errors that end a run.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use dtc_runtime::RunError;
 
-mod blame;
 mod cmd;
 mod specs;
 
@@ -13,6 +13,15 @@ mod specs;
 #[derive(Debug, Parser)]
 #[command(name = "dtc", version, about, long_about = None)]
 struct Cli {
+    /// On an error, also print the full report of the service that failed (S3, DynamoDB).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// Test builds only: kill the process at this failpoint (`N`: the N-th of any, `NAME:N`).
+    #[arg(long, hide = true, global = true, value_name = "POINT")]
+    failpoint: Option<dtc_failpoint::Target>,
+    /// Test builds only: print how many failpoints were hit, on exit.
+    #[arg(long, hide = true, global = true)]
+    count_failpoints: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,15 +38,46 @@ enum Command {
     /// With --source, events are sessionized into blocks (and, with --window, rows are computed
     /// in the same pass). With --window and no --source, rows are computed from stored blocks.
     Transform(cmd::transform::TransformArgs),
-    /// Print an identity's stored records as JSON lines, for debugging.
+    /// Print an identity's stored records as JSON lines, or list the store's identities.
     Blocks(cmd::blocks::BlocksArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    if let Some(target) = cli.failpoint.clone()
+        && let Err(why) = dtc_failpoint::arm(target)
+    {
+        eprintln!("error: --failpoint: {why}");
+        return ExitCode::from(2);
+    }
+    let code = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
-        Command::Transform(args) => cmd::transform::run(args),
-        Command::Blocks(args) => cmd::blocks::run(args),
+        Command::Transform(args) => cmd::transform::run(args, cli.verbose),
+        Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
+    };
+    if cli.count_failpoints {
+        eprintln!("failpoints hit: {}", dtc_failpoint::hits());
+    }
+    code
+}
+
+/// Prints an error that ended a command: the message, whose fault it is and whether running
+/// again can help, and with `--verbose` the failed service's whole report. Exit code 2 for a
+/// command line that cannot work, 1 otherwise.
+pub fn report_error(e: &RunError, verbose: bool) -> ExitCode {
+    eprintln!("error: {e}");
+    eprintln!(
+        "  {}",
+        dtc_runtime::error::explain(e.fault(), e.retryable())
+    );
+    match e.detail() {
+        Some(detail) if verbose => eprintln!("  details: {detail}"),
+        Some(_) => eprintln!("  (--verbose shows the service's full report)"),
+        None => {}
+    }
+    if e.is_usage() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
     }
 }

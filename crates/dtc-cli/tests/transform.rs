@@ -45,6 +45,18 @@ fn event_files(dir: &Path) -> Result<Vec<String>, String> {
     Ok(files)
 }
 
+/// A dead letter with its run id (a fingerprint of the input's absolute paths, which differ
+/// between checkouts) shown as `<run>`.
+fn without_run_id(line: &str) -> String {
+    match line
+        .strip_prefix("{\"run\":\"")
+        .and_then(|rest| rest.split_once('"'))
+    {
+        Some((_, rest)) => format!("{{\"run\":\"<run>\"{rest}"),
+        None => line.to_string(),
+    }
+}
+
 fn run_case(dir: &Path) -> Result<String, String> {
     let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let dead_letters = tmp.path().join("dl.jsonl");
@@ -65,7 +77,10 @@ fn run_case(dir: &Path) -> Result<String, String> {
         .args(&extra)
         .output()
         .map_err(|e| format!("cannot run dtc: {e}"))?;
-    let dead = std::fs::read(&dead_letters).unwrap_or_default();
+    let dead: String = text(&std::fs::read(&dead_letters).unwrap_or_default())
+        .lines()
+        .map(|l| without_run_id(l) + "\n")
+        .collect();
     let tmp_name = tmp.path().display().to_string();
     let summary: String = text(&output.stderr)
         .lines()
@@ -75,7 +90,7 @@ fn run_case(dir: &Path) -> Result<String, String> {
     Ok(format!(
         "{}--- dead letters\n{}--- summary\n{summary}exit code: {}\n",
         text(&output.stdout),
-        text(&dead),
+        dead,
         exit_code(&output)
     ))
 }

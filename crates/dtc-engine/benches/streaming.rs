@@ -16,7 +16,7 @@ use dtc_lang::load::{SourceMap, load_spec};
 use dtc_plan::compile::compile;
 use dtc_plan::plan::StreamingPlan;
 use dtc_plan::value::Value;
-use dtc_store::MemoryStore;
+use dtc_store::{BlockStore, MemoryStore};
 
 const EVENTS: usize = 100_000;
 const USERS: u64 = 400;
@@ -127,8 +127,9 @@ fn bench(c: &mut Criterion) {
                     batch.push(&mut values, None).expect("push");
                 }
                 let store = MemoryStore::new();
-                let (_, summary) = batch.finish(&store, |_, _| Ok(())).expect("finish");
-                black_box(summary.records_written)
+                let finished = batch.finish(&store, |_, _| Ok(())).expect("finish");
+                store.write(finished.final_batch).expect("final write");
+                black_box(finished.summary.records_written)
             },
             BatchSize::LargeInput,
         )

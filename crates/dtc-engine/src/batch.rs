@@ -52,6 +52,16 @@ pub struct BatchSummary {
     pub resumed_identities: u64,
 }
 
+/// What a streaming batch run left to its caller.
+pub struct Finished {
+    pub operator: StreamingOperator,
+    pub summary: BatchSummary,
+    /// The run's last write, not yet made: the records after the last full write batch and the
+    /// input checkpoints. The caller writes it (with whatever must commit together with the
+    /// input checkpoints, such as the outputs to publish) and then syncs the store.
+    pub final_batch: WriteBatch,
+}
+
 /// What happened to a pushed event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pushed {
@@ -73,8 +83,8 @@ pub struct StreamingBatch {
     operator: StreamingOperator,
     config: BatchConfig,
     checkpoints: Vec<(String, Checkpoint)>,
-    /// Key of this run's progress checkpoint (see [`StreamingBatch::resumable`]).
-    run_key: Option<String>,
+    /// The run's writer mark (see [`StreamingBatch::resumable`]); 0 when not resumable.
+    writer: u64,
 }
 
 impl StreamingBatch {
@@ -95,7 +105,7 @@ impl StreamingBatch {
             operator: StreamingOperator::new(plan),
             config,
             checkpoints: Vec::new(),
-            run_key: None,
+            writer: 0,
         })
     }
 
@@ -155,69 +165,54 @@ impl StreamingBatch {
         self.push(values, None)
     }
 
-    /// Records that input `partition` has been applied up to `offset` (e.g. a file's last line
-    /// number). Checkpoints are written with the run's last batch of records, so a later run
-    /// can skip what this one applied.
+    /// Records that input `partition` has been applied up to `offset` (the offset of its next
+    /// record). Checkpoints go into the run's final write ([`Finished::final_batch`]), so a
+    /// later run skips what this one applied.
     pub fn set_checkpoint(&mut self, partition: String, offset: i64) {
         self.checkpoints.push((partition, Checkpoint { offset }));
     }
 
     /// Makes the run resumable after a crash. `run_key` must identify the run's input exactly
-    /// (e.g. a fingerprint of the files and their start offsets): identities are applied in a
-    /// deterministic order and each identity's records are written in one atomic batch along with
-    /// the count of identities done, so a re-run with the same key skips the identities a crashed
-    /// run already wrote instead of applying their events twice.
-    pub fn resumable(&mut self, run_key: String) {
-        self.run_key = Some(run_key);
+    /// (e.g. a fingerprint of the files and their start offsets). Every record the run writes
+    /// carries a mark made from it (`StoredRecord::writer`), and an identity's records are
+    /// written in one atomic write: a re-run with the same key finds the identities the
+    /// crashed run already wrote by their mark and takes their stored state as final instead
+    /// of applying their events twice.
+    pub fn resumable(&mut self, run_key: &str) {
+        self.writer = writer_mark(run_key);
     }
 
     /// Applies every identity's events in time order, writes changed records to `store`, and
     /// hands each identity's final state to `on_identity` (in the configured identity order).
+    /// The last records and the input checkpoints are not written: see
+    /// [`Finished::final_batch`].
     pub fn finish(
         self,
         store: &dyn BlockStore,
         mut on_identity: impl FnMut(&StreamingOperator, &IdentityState) -> Result<(), EngineError>,
-    ) -> Result<(StreamingOperator, BatchSummary), EngineError> {
+    ) -> Result<Finished, EngineError> {
         let StreamingBatch {
             sorter,
             mut operator,
             config,
-            mut checkpoints,
-            run_key,
+            checkpoints,
+            writer,
             ..
         } = self;
         let mut summary = BatchSummary {
             spilled_runs: sorter.spilled_runs(),
             ..BatchSummary::default()
         };
-        let already_done = match &run_key {
-            Some(key) => store.checkpoint(key)?.map_or(0, |c| c.offset.max(0) as u64),
-            None => 0,
-        };
-        summary.resumed_identities = already_done;
         // Each identity leaves the merge once and is written only after it is loaded, so a
         // store that held no identity when the run began has none to load: a first run over a
         // new store (a backfill) skips a store read per identity.
-        let store_was_empty = already_done == 0 && store.holds_no_identity()?;
-        let progress = |done: u64| {
-            run_key
-                .iter()
-                .map(|key| {
-                    (
-                        key.clone(),
-                        Checkpoint {
-                            offset: done as i64,
-                        },
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
+        let store_was_empty = store.holds_no_identity()?;
         let mut sorted = sorter.finish()?;
+        dtc_failpoint::hit("engine.merge.start");
         let batch_vec = || Vec::with_capacity(config.write_batch_records);
-        std::thread::scope(|scope| {
-            let mut writer = BatchWriter::start(scope, store)?;
+        let pending = std::thread::scope(|scope| {
+            let mut writer_thread = BatchWriter::start(scope, store)?;
             let mut pending: Vec<StoredRecord> = batch_vec();
-            let mut done = 0u64;
             while let Some(identity) = sorted.next_identity() {
                 let stored = if store_was_empty {
                     Vec::new()
@@ -225,49 +220,61 @@ impl StreamingBatch {
                     // Not behind a write still queued: that holds other identities' records.
                     store.load_identity(&identity)?
                 };
-                let mut state = operator.load_state(identity, stored);
-                done += 1;
-                if done <= already_done {
+                if writer != 0 && stored.iter().any(|r| r.writer == writer) {
                     // Written by a crashed run with this input: its stored state is final.
+                    let state = operator.load_state(identity, stored);
                     sorted.for_each_event(|_| {})?;
+                    summary.resumed_identities += 1;
                     on_identity(&operator, &state)?;
                     continue;
                 }
+                let mut state = operator.load_state(identity, stored);
                 sorted.for_each_event(|event| operator.apply(&mut state, event))?;
                 summary.identities += 1;
                 // Handed over before its records move to the write batch. Rows may leave
                 // before the records are written either way: a batch is written when it is
                 // full, and after the writes queued before it.
                 on_identity(&operator, &state)?;
+                let first = pending.len();
                 state.into_dirty_records(operator.plan(), &mut pending);
+                for record in &mut pending[first..] {
+                    record.writer = writer;
+                }
+                dtc_failpoint::hit("engine.merge.identity");
                 if pending.len() >= config.write_batch_records {
                     summary.records_written += pending.len() as u64;
-                    writer.write(
-                        WriteBatch {
-                            puts: std::mem::replace(&mut pending, batch_vec()),
-                            deletes: Vec::new(),
-                            checkpoints: progress(done),
-                        },
-                        Some(done),
-                    )?;
+                    writer_thread.write(WriteBatch {
+                        puts: std::mem::replace(&mut pending, batch_vec()),
+                        ..WriteBatch::default()
+                    })?;
                 }
             }
-            summary.records_written += pending.len() as u64;
-            checkpoints.extend(progress(done));
-            writer.write(
-                WriteBatch {
-                    puts: pending,
-                    deletes: Vec::new(),
-                    checkpoints,
-                },
-                None,
-            )?;
-            writer.finish()
+            writer_thread.finish()?;
+            Ok::<_, EngineError>(pending)
         })?;
-        store.sync()?;
+        summary.records_written += pending.len() as u64;
         summary.events_applied = operator.applied;
-        Ok((operator, summary))
+        Ok(Finished {
+            operator,
+            summary,
+            final_batch: WriteBatch {
+                puts: pending,
+                checkpoints,
+                ..WriteBatch::default()
+            },
+        })
     }
+}
+
+/// A nonzero 64-bit mark of a run key (FNV-1a: the same on every build and platform, so a
+/// re-run by another build of dtc finds the marks of the crashed run).
+fn writer_mark(run_key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_key.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.max(1)
 }
 
 /// Batches queued for the writer thread at most: enough to cover a durable commit of the
@@ -275,21 +282,12 @@ impl StreamingBatch {
 /// stopping the merge, at about a megabyte each.
 const WRITES_IN_FLIGHT: usize = 16;
 
-/// A batch for the writer thread, with the identities done once it is written (for
-/// [`crash_point`]).
-struct QueuedWrite {
-    batch: WriteBatch,
-    identities_done: Option<u64>,
-}
-
 /// Store writes on a thread of their own, in the order they are queued: a write's wait (a
 /// durable commit's fsync, a service's round trip) overlaps the apply of the identities after
-/// it instead of stopping the run. Written batches keep their meaning for a resume: each
-/// carries the progress of the identities before it, and one is written only after those
-/// before it were. The first failed write stops the thread, and the next call here returns
-/// its error.
+/// it instead of stopping the run. The first failed write stops the thread, and the next call
+/// here returns its error.
 struct BatchWriter<'scope> {
-    queue: Option<SyncSender<QueuedWrite>>,
+    queue: Option<SyncSender<WriteBatch>>,
     thread: Option<ScopedJoinHandle<'scope, Result<(), EngineError>>>,
 }
 
@@ -298,15 +296,13 @@ impl<'scope> BatchWriter<'scope> {
         scope: &'scope Scope<'scope, 'env>,
         store: &'env dyn BlockStore,
     ) -> Result<Self, EngineError> {
-        let (queue, queued) = sync_channel::<QueuedWrite>(WRITES_IN_FLIGHT);
+        let (queue, queued) = sync_channel::<WriteBatch>(WRITES_IN_FLIGHT);
         let thread = std::thread::Builder::new()
             .name("dtc-store-writer".into())
             .spawn_scoped(scope, move || {
-                for write in queued {
-                    store.write(write.batch)?;
-                    if let Some(done) = write.identities_done {
-                        crash_point(done);
-                    }
+                for batch in queued {
+                    store.write(batch)?;
+                    dtc_failpoint::hit("engine.store.written");
                 }
                 Ok(())
             })
@@ -318,19 +314,11 @@ impl<'scope> BatchWriter<'scope> {
     }
 
     /// Queues `batch`, waiting while [`WRITES_IN_FLIGHT`] batches are queued.
-    fn write(
-        &mut self,
-        batch: WriteBatch,
-        identities_done: Option<u64>,
-    ) -> Result<(), EngineError> {
-        let write = QueuedWrite {
-            batch,
-            identities_done,
-        };
+    fn write(&mut self, batch: WriteBatch) -> Result<(), EngineError> {
         if self
             .queue
             .as_ref()
-            .is_some_and(|queue| queue.send(write).is_ok())
+            .is_some_and(|queue| queue.send(batch).is_ok())
         {
             return Ok(());
         }
@@ -353,19 +341,6 @@ impl<'scope> BatchWriter<'scope> {
             Some(Ok(result)) => result,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
         }
-    }
-}
-
-/// Fault injection for the kill-and-resume tests: `DTC_CRASH_AFTER_IDENTITIES=N` aborts the
-/// process right after a write batch that completed at least N identities, as a kill would.
-fn crash_point(done: u64) {
-    if let Some(limit) = std::env::var("DTC_CRASH_AFTER_IDENTITIES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        && done >= limit
-    {
-        eprintln!("dtc: DTC_CRASH_AFTER_IDENTITIES={limit}: aborting after {done} identities");
-        std::process::abort();
     }
 }
 
@@ -466,13 +441,11 @@ Aggregates:
 
     const RUN_KEY: &str = "run";
 
-    /// A memory store that fails its `fail_at`-th write (1-based) and notes the progress
-    /// checkpoint of every write it applied.
+    /// A memory store that fails its `fail_at`-th write (1-based) and counts its writes.
     struct FlakyStore {
         inner: MemoryStore,
         fail_at: usize,
         attempts: Mutex<usize>,
-        progress: Mutex<Vec<i64>>,
     }
 
     impl FlakyStore {
@@ -481,19 +454,11 @@ Aggregates:
                 inner: MemoryStore::new(),
                 fail_at,
                 attempts: Mutex::new(0),
-                progress: Mutex::new(Vec::new()),
             }
         }
 
         fn attempts(&self) -> usize {
             *self.attempts.lock().unwrap_or_else(|e| e.into_inner())
-        }
-
-        fn progress(&self) -> Vec<i64> {
-            self.progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
         }
     }
 
@@ -526,17 +491,9 @@ Aggregates:
                     service: "flaky",
                     message: format!("write {attempt} refused"),
                     retryable: true,
+                    detail: String::new(),
                 });
             }
-            let progress = batch
-                .checkpoints
-                .iter()
-                .filter(|(key, _)| key == RUN_KEY)
-                .map(|(_, c)| c.offset);
-            self.progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(progress);
             self.inner.write(batch)
         }
 
@@ -552,6 +509,10 @@ Aggregates:
             self.inner.checkpoint(partition)
         }
 
+        fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.inner.run_state(prefix)
+        }
+
         fn describe(&self) -> String {
             "flaky store".into()
         }
@@ -559,7 +520,8 @@ Aggregates:
 
     const USERS: usize = 40;
 
-    /// `USERS` users with two sessions of three games each; one record per write batch.
+    /// `USERS` users with two sessions of three games each; one identity per write batch. The
+    /// final batch is written too, as the run's caller would.
     fn run(store: &dyn BlockStore) -> Result<BatchSummary, EngineError> {
         let plan = streaming_plan(STREAMING);
         let spill = spill_dir()?;
@@ -569,7 +531,7 @@ Aggregates:
             ..BatchConfig::default()
         };
         let mut batch = StreamingBatch::new(plan.clone(), config)?;
-        batch.resumable(RUN_KEY.into());
+        batch.resumable(RUN_KEY);
         for minute in 0..6 {
             for user in 0..USERS {
                 let field = |name: &str| match name {
@@ -586,33 +548,45 @@ Aggregates:
                 assert_eq!(batch.push(&mut values, None)?, Pushed::Accepted);
             }
         }
-        batch
-            .finish(store, |_, _| Ok(()))
-            .map(|(_, summary)| summary)
+        batch.set_checkpoint("input".into(), 240);
+        let finished = batch.finish(store, |_, _| Ok(()))?;
+        store.write(finished.final_batch)?;
+        Ok(finished.summary)
+    }
+
+    fn games(store: &dyn BlockStore, user: &str) -> Result<Vec<Vec<Value>>, StoreError> {
+        Ok(store
+            .load_identity(user)?
+            .into_iter()
+            .map(|r| r.columns)
+            .collect())
     }
 
     #[test]
-    fn background_writes_land_in_order_with_their_progress() -> Result<(), EngineError> {
+    fn records_are_written_with_the_runs_mark_and_the_checkpoints_last() -> Result<(), EngineError>
+    {
         let store = FlakyStore::new(usize::MAX);
         let summary = run(&store)?;
         assert_eq!(summary.identities, USERS as u64);
         assert_eq!(summary.records_written, 2 * USERS as u64);
-        // One write per identity (its two sessions fill a batch of one), then the last one.
-        let progress = store.progress();
-        let expected: Vec<i64> = (1..=USERS as i64).chain([USERS as i64]).collect();
-        assert_eq!(progress, expected);
-        let games = store
-            .inner
-            .load_identity("u007")?
-            .iter()
-            .map(|r| r.columns.clone())
-            .collect::<Vec<_>>();
-        assert_eq!(games.len(), 2, "{games:?}");
+        // One write per identity (its two sessions fill a batch of one), then the final one.
+        assert_eq!(store.attempts(), USERS + 1);
+        let stored = store.inner.load_identity("u007")?;
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        assert!(stored.iter().all(|r| r.writer == writer_mark(RUN_KEY)));
+        assert_eq!(
+            store.inner.checkpoint("input")?,
+            Some(Checkpoint { offset: 240 })
+        );
         Ok(())
     }
 
     #[test]
-    fn a_failed_background_write_stops_the_run_and_the_writes_after_it() {
+    fn a_failed_write_stops_the_run_and_a_rerun_applies_each_identity_once()
+    -> Result<(), EngineError> {
+        let clean = MemoryStore::new();
+        run(&clean)?;
+
         let fail_at = 5;
         let store = FlakyStore::new(fail_at);
         match run(&store) {
@@ -622,13 +596,59 @@ Aggregates:
             other => panic!("expected the write's error, got {other:?}"),
         }
         assert_eq!(store.attempts(), fail_at, "no write after the failed one");
-        // A re-run resumes after the four identities whose writes landed.
-        assert_eq!(store.progress(), vec![1, 2, 3, 4]);
-        let stored = store
-            .inner
-            .identities(None, 100)
-            .map(|p| p.identities.len());
-        assert!(matches!(stored, Ok(4)), "{stored:?}");
+        assert_eq!(store.inner.identities(None, 100)?.identities.len(), 4);
+        assert_eq!(store.inner.checkpoint("input")?, None);
+
+        // The same input again: the four identities written are taken as they are.
+        let summary = run(&store.inner)?;
+        assert_eq!(summary.resumed_identities, 4);
+        assert_eq!(summary.identities, USERS as u64 - 4);
+        for user in 0..USERS {
+            let user = format!("u{user:03}");
+            assert_eq!(games(&store.inner, &user)?, games(&clean, &user)?, "{user}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn another_input_does_not_take_a_crashed_runs_records_as_its_own() -> Result<(), EngineError> {
+        let store = MemoryStore::new();
+        run(&store)?;
+        // A second run with the same key would be a resume; a different input is not.
+        assert_ne!(writer_mark(RUN_KEY), writer_mark("run2"));
+        assert_ne!(writer_mark(""), 0);
+        let plan = streaming_plan(STREAMING);
+        let spill = spill_dir()?;
+        let config = BatchConfig {
+            spill_dir: spill.path().to_path_buf(),
+            ..BatchConfig::default()
+        };
+        let mut batch = StreamingBatch::new(plan.clone(), config)?;
+        batch.resumable("run2");
+        let mut values: Vec<Value> = plan
+            .source_paths
+            .iter()
+            .map(|path| match path.0.first().map(String::as_str) {
+                Some("user") => Value::str("u001"),
+                Some("time") => Value::str("2024-01-01T10:09:00Z"),
+                Some("session") => Value::str("s1"),
+                _ => Value::Null,
+            })
+            .collect();
+        batch.push(&mut values, None)?;
+        let finished = batch.finish(&store, |_, _| Ok(()))?;
+        assert_eq!(finished.summary.resumed_identities, 0);
+        assert_eq!(finished.summary.identities, 1);
+        store.write(finished.final_batch)?;
+        let games = games(&store, "u001")?;
+        // The session's three games and this run's fourth: applied, not taken as resumed.
+        assert!(
+            games
+                .iter()
+                .any(|g| g.contains(&Value::Int(4)) && g.contains(&Value::str("s1"))),
+            "{games:?}"
+        );
+        Ok(())
     }
 }
 

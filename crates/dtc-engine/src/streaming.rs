@@ -117,6 +117,7 @@ impl IdentityState {
                     columns: rec.columns,
                     version: rec.version + 1,
                     order: rec.order,
+                    writer: 0,
                 });
             }
         }

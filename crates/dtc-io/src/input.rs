@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::bufread::MultiGzDecoder;
 use memmap2::{Mmap, MmapOptions};
@@ -26,6 +27,8 @@ const READ_BUFFER: usize = 256 * 1024;
 /// buffer does. One line per window crosses a boundary and is copied.
 const MAP_WINDOW: usize = 16 * 1024 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The UTF-8 byte-order mark some editors and exporters put at the start of a text file.
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 /// Lines longer than this are rejected (`line_too_long`) instead of growing the buffer without
 /// bound.
@@ -37,6 +40,17 @@ pub trait Input: Send {
     fn name(&self) -> &str;
     /// Starts reading. Gzip decompression is applied by the caller ([`LineReader::open`]).
     fn open(self: Box<Self>) -> Result<Box<dyn BufRead + Send>, IoError>;
+    /// The key under which a store checkpoints how far this input was applied, the same
+    /// whichever way the input is named (a file's absolute path, an object's URL); `None` for
+    /// inputs that cannot be read again (stdin), which are never checkpointed.
+    fn checkpoint_key(&self) -> Option<String> {
+        None
+    }
+    /// The input's size in bytes where known: part of a run's fingerprint, so that a file that
+    /// grew is not taken for the input of a crashed run.
+    fn size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A local file.
@@ -63,6 +77,15 @@ impl FileInput {
 impl Input for FileInput {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn checkpoint_key(&self) -> Option<String> {
+        let path = std::fs::canonicalize(&self.path).ok()?;
+        Some(format!("file:{}", path.display()))
+    }
+
+    fn size(&self) -> Option<u64> {
+        std::fs::metadata(&self.path).ok().map(|m| m.len())
     }
 
     fn open(self: Box<Self>) -> Result<Box<dyn BufRead + Send>, IoError> {
@@ -339,6 +362,49 @@ pub struct LineReader {
     pending_consume: usize,
     number: u64,
     max_len: usize,
+    /// For a compressed input, the compressed bytes consumed so far: where a corrupt stream
+    /// was found.
+    compressed_offset: Option<Arc<AtomicU64>>,
+    /// A byte-order mark was skipped at the start.
+    bom: bool,
+    /// The line [`LineReader::advance`] found.
+    ready: Option<Ready>,
+    skip_through: u64,
+    skipped: u64,
+}
+
+/// Where the line [`LineReader::advance`] found is.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    /// The reader's buffer holds it whole, consumed at the next `advance`.
+    InBuffer { len: usize },
+    /// Copied into `buf`.
+    Copied { truncated: bool },
+}
+
+/// Counts the bytes taken from the reader below a decompressor.
+struct Counting<R> {
+    inner: R,
+    consumed: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.consumed.fetch_add(amt as u64, Ordering::Relaxed);
+        self.inner.consume(amt);
+    }
 }
 
 /// Where the next non-blank line is.
@@ -354,7 +420,8 @@ enum Next {
 }
 
 impl LineReader {
-    /// Opens an input, decompressing it if it starts with the gzip magic bytes.
+    /// Opens an input, decompressing it if it starts with the gzip magic bytes, and skips a
+    /// UTF-8 byte-order mark at the start of its (decompressed) text.
     pub fn open(input: Box<dyn Input>) -> Result<LineReader, IoError> {
         let name: Arc<str> = Arc::from(input.name());
         let mut reader = input.open()?;
@@ -370,15 +437,52 @@ impl LineReader {
                 }
             }
         };
-        let reader: Box<dyn BufRead + Send> = if is_gzip {
-            Box::new(BufReader::with_capacity(
-                READ_BUFFER,
-                MultiGzDecoder::new(reader),
-            ))
+        let mut line_reader = if is_gzip {
+            let consumed = Arc::new(AtomicU64::new(0));
+            let counting = Counting {
+                inner: reader,
+                consumed: Arc::clone(&consumed),
+            };
+            let mut line_reader = LineReader::new(
+                name,
+                Box::new(BufReader::with_capacity(
+                    READ_BUFFER,
+                    MultiGzDecoder::new(counting),
+                )),
+            );
+            line_reader.compressed_offset = Some(consumed);
+            line_reader
         } else {
-            reader
+            LineReader::new(name, reader)
         };
-        Ok(LineReader::new(name, reader))
+        line_reader.skip_bom()?;
+        Ok(line_reader)
+    }
+
+    fn skip_bom(&mut self) -> Result<(), IoError> {
+        let head = loop {
+            match self.reader.fill_buf() {
+                Ok(head) => break head,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(source) => return Err(read_error(&self.name, &self.compressed_offset, source)),
+            }
+        };
+        // A mark cut by the buffer's end is left alone: buffers hold far more than 3 bytes.
+        if head.starts_with(&BOM) {
+            self.reader.consume(BOM.len());
+            self.bom = true;
+        }
+        Ok(())
+    }
+
+    /// Lines read so far, blank ones included: the offset of the next line.
+    pub fn lines_read(&self) -> u64 {
+        self.number
+    }
+
+    /// Whether a byte-order mark was skipped at the start of the input.
+    pub fn skipped_bom(&self) -> bool {
+        self.bom
     }
 
     /// Reads an already decoded stream.
@@ -390,6 +494,11 @@ impl LineReader {
             pending_consume: 0,
             number: 0,
             max_len: DEFAULT_MAX_LINE_LEN,
+            compressed_offset: None,
+            bom: false,
+            ready: None,
+            skip_through: 0,
+            skipped: 0,
         }
     }
 
@@ -406,53 +515,108 @@ impl LineReader {
 
     /// The next non-blank line, or `None` at the end of the input.
     pub fn next_line(&mut self) -> Result<Option<Line<'_>>, IoError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        self.line().map(Some)
+    }
+
+    /// Moves to the next non-blank line past [`LineReader::skip_through`], without handing it
+    /// out: `false` at the end of the input. [`LineReader::line`] then gives the line. Two
+    /// steps, so that a caller can act on the end (or an error) while holding no borrow of
+    /// the reader.
+    pub fn advance(&mut self) -> Result<bool, IoError> {
         self.reader
             .consume(std::mem::take(&mut self.pending_consume));
+        self.ready = None;
         loop {
             match self.skip_blank_in_buffer()? {
-                Next::End => return Ok(None),
+                Next::End => return Ok(false),
                 Next::InBuffer { len, consume } => {
-                    // Asked for again, not kept from `skip_blank_in_buffer`, because the borrow
-                    // checker cannot return a borrow from one branch and refill in another.
-                    // Nothing was consumed in between, so a `BufRead` returns the same buffer
-                    // without reading; one that does not is reported rather than trusted.
-                    let available = self.reader.fill_buf().map_err(|source| IoError::Read {
-                        input: self.name.to_string(),
-                        source,
-                    })?;
-                    let bytes = available.get(..len).ok_or_else(|| IoError::Read {
-                        input: self.name.to_string(),
-                        source: io::Error::other("the input's buffer changed without a consume"),
-                    })?;
                     self.number += 1;
+                    if self.number <= self.skip_through {
+                        self.skipped += 1;
+                        self.reader.consume(consume);
+                        continue;
+                    }
                     self.pending_consume = consume;
-                    return Ok(Some(Line {
-                        number: self.number,
-                        bytes,
-                        truncated: false,
-                    }));
+                    self.ready = Some(Ready::InBuffer { len });
+                    return Ok(true);
                 }
                 Next::Copy => {
                     let truncated = self.read_copied()?;
                     self.number += 1;
                     if truncated || !is_blank(&self.buf) {
-                        return Ok(Some(Line {
-                            number: self.number,
-                            bytes: &self.buf,
-                            truncated,
-                        }));
+                        if self.number <= self.skip_through {
+                            self.skipped += 1;
+                            continue;
+                        }
+                        self.ready = Some(Ready::Copied { truncated });
+                        return Ok(true);
                     }
                 }
             }
         }
     }
 
+    /// The line [`LineReader::advance`] moved to.
+    pub fn line(&mut self) -> Result<Line<'_>, IoError> {
+        let number = self.number;
+        match self.ready {
+            Some(Ready::InBuffer { len }) => {
+                // Nothing was consumed since `advance` found the line there, so a `BufRead`
+                // returns the same buffer without reading; one that does not is reported
+                // rather than trusted.
+                let available = match self.reader.fill_buf() {
+                    Ok(available) => available,
+                    Err(source) => {
+                        return Err(read_error(&self.name, &self.compressed_offset, source));
+                    }
+                };
+                let bytes = available.get(..len).ok_or_else(|| IoError::Read {
+                    input: self.name.to_string(),
+                    source: io::Error::other("the input's buffer changed without a consume"),
+                })?;
+                Ok(Line {
+                    number,
+                    bytes,
+                    truncated: false,
+                })
+            }
+            Some(Ready::Copied { truncated }) => Ok(Line {
+                number,
+                bytes: &self.buf,
+                truncated,
+            }),
+            None => Err(IoError::Read {
+                input: self.name.to_string(),
+                source: io::Error::other(
+                    "no line was read (a bug in dtc: `line` before `advance`)",
+                ),
+            }),
+        }
+    }
+
+    /// Lines numbered up to `n` are skipped (and counted): an earlier run applied them.
+    pub fn skip_through(&mut self, n: u64) {
+        self.skip_through = n;
+    }
+
+    /// Lines skipped by [`LineReader::skip_through`] so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
     /// Skips (and counts) the blank lines that lie whole in the reader's buffer, and tells
     /// where the next line is without consuming it.
     fn skip_blank_in_buffer(&mut self) -> Result<Next, IoError> {
         loop {
-            let Some(available) = try_fill(&mut *self.reader, &self.name)? else {
-                continue;
+            let available = match try_fill(&mut *self.reader) {
+                Ok(Some(available)) => available,
+                Ok(None) => continue,
+                Err(source) => {
+                    return Err(read_error(&self.name, &self.compressed_offset, source));
+                }
             };
             if available.is_empty() {
                 return Ok(Next::End);
@@ -479,18 +643,32 @@ impl LineReader {
     /// Reads the next line into `buf` (terminator removed), across buffer refills, keeping at
     /// most `max_len` bytes. Returns whether the line was cut.
     fn read_copied(&mut self) -> Result<bool, IoError> {
+        let mut failure = None;
+        let truncated = self.copy_line(&mut failure);
+        match failure {
+            Some(source) => Err(read_error(&self.name, &self.compressed_offset, source)),
+            None => Ok(truncated),
+        }
+    }
+
+    /// [`LineReader::read_copied`]'s loop; a read failure is left in `failure`.
+    fn copy_line(&mut self, failure: &mut Option<io::Error>) -> bool {
         let LineReader {
             reader,
             buf,
             max_len,
-            name,
             ..
         } = self;
         buf.clear();
         let mut truncated = false;
         loop {
-            let Some(available) = try_fill(&mut **reader, name)? else {
-                continue;
+            let available = match try_fill(&mut **reader) {
+                Ok(Some(available)) => available,
+                Ok(None) => continue,
+                Err(source) => {
+                    *failure = Some(source);
+                    return truncated;
+                }
             };
             if available.is_empty() {
                 break;
@@ -516,7 +694,7 @@ impl LineReader {
         if !truncated && buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        Ok(truncated)
+        truncated
     }
 }
 
@@ -524,17 +702,35 @@ impl LineReader {
 /// `None` when the refill was interrupted and is to be retried. The callers retry, not this
 /// function, because a borrow returned from inside a loop keeps the reader borrowed for every
 /// later iteration.
-fn try_fill<'r>(
-    reader: &'r mut (dyn BufRead + Send),
-    name: &str,
-) -> Result<Option<&'r [u8]>, IoError> {
+fn try_fill(reader: &mut (dyn BufRead + Send)) -> io::Result<Option<&[u8]>> {
     match reader.fill_buf() {
         Ok(available) => Ok(Some(available)),
         Err(e) if e.kind() == ErrorKind::Interrupted => Ok(None),
-        Err(source) => Err(IoError::Read {
-            input: name.to_owned(),
+        Err(e) => Err(e),
+    }
+}
+
+/// A read failure of input `name`: for a compressed input whose data is damaged or cut short,
+/// an [`IoError::Corrupt`] naming where in the file it was found.
+fn read_error(
+    name: &str,
+    compressed_offset: &Option<Arc<AtomicU64>>,
+    source: io::Error,
+) -> IoError {
+    let damaged = matches!(
+        source.kind(),
+        ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
+    );
+    match compressed_offset {
+        Some(consumed) if damaged => IoError::Corrupt {
+            input: name.to_string(),
+            offset: consumed.load(Ordering::Relaxed),
+            detail: source.to_string(),
+        },
+        _ => IoError::Read {
+            input: name.to_string(),
             source,
-        }),
+        },
     }
 }
 
@@ -815,6 +1011,67 @@ mod tests {
         let lines = collect(reader);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].1, b"{\"a\":2}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_plain_and_compressed() {
+        let text = b"\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBF{\"a\":2}\n";
+        for data in [text.to_vec(), gzip(text)] {
+            let input = ReaderInput::new("bom", Box::new(Cursor::new(data)));
+            let reader = LineReader::open(Box::new(input)).unwrap();
+            assert!(reader.skipped_bom());
+            let lines = collect(reader);
+            // Only the file's first mark: one inside the text is data.
+            assert_eq!(lines[0].1, b"{\"a\":1}");
+            assert_eq!(lines[1].1, b"\xEF\xBB\xBF{\"a\":2}");
+        }
+        let input = ReaderInput::new("plain", Box::new(Cursor::new(b"{}\n".to_vec())));
+        assert!(!LineReader::open(Box::new(input)).unwrap().skipped_bom());
+    }
+
+    fn read_to_error(data: Vec<u8>) -> (usize, IoError) {
+        let input = ReaderInput::new("bad.gz", Box::new(Cursor::new(data)));
+        let mut reader = match LineReader::open(Box::new(input)) {
+            Ok(reader) => reader,
+            Err(e) => return (0, e),
+        };
+        let mut lines = 0;
+        loop {
+            match reader.next_line() {
+                Ok(Some(_)) => lines += 1,
+                Ok(None) => panic!("a damaged stream read to its end"),
+                Err(e) => return (lines, e),
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_or_damaged_gzip_is_corrupt_with_its_offset() {
+        let text: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", i * 7919).into_bytes())
+            .collect();
+        let whole = gzip(&text);
+        let cut = whole[..whole.len() / 2].to_vec();
+        let (_, error) = read_to_error(cut.clone());
+        match error {
+            IoError::Corrupt { input, offset, .. } => {
+                assert_eq!(input, "bad.gz");
+                assert!(offset > 0 && offset <= cut.len() as u64, "{offset}");
+            }
+            other => panic!("expected a corrupt input, got {other:?}"),
+        }
+        let mut damaged = whole.clone();
+        let middle = damaged.len() / 2;
+        for byte in &mut damaged[middle..middle + 64] {
+            *byte ^= 0x5A;
+        }
+        let (_, error) = read_to_error(damaged);
+        assert!(matches!(error, IoError::Corrupt { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains("corrupt or truncated at compressed byte")
+        );
     }
 
     #[test]

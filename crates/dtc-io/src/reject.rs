@@ -26,11 +26,14 @@ pub enum RejectReason {
     BadTime,
     /// The event is later than the allowed lateness of a live stream.
     TooLate,
+    /// The whole input file is damaged (a corrupt or truncated compressed file) and was left
+    /// out of the run (`--skip-bad-files`).
+    CorruptFile,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (summaries list them in this order).
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::InvalidJson,
         RejectReason::NotAnObject,
         RejectReason::InvalidUtf8,
@@ -41,6 +44,7 @@ impl RejectReason {
         RejectReason::MissingTime,
         RejectReason::BadTime,
         RejectReason::TooLate,
+        RejectReason::CorruptFile,
     ];
 
     /// The stable snake_case name.
@@ -56,6 +60,7 @@ impl RejectReason {
             RejectReason::MissingTime => "missing_time",
             RejectReason::BadTime => "bad_time",
             RejectReason::TooLate => "too_late",
+            RejectReason::CorruptFile => "corrupt_file",
         }
     }
 
@@ -119,7 +124,8 @@ mod tests {
                 "bad_identity",
                 "missing_time",
                 "bad_time",
-                "too_late"
+                "too_late",
+                "corrupt_file"
             ]
         );
         assert_eq!(

@@ -11,3 +11,8 @@ pub mod parser;
 pub mod render;
 pub mod span;
 pub mod syntax;
+
+/// "Did you mean" suggestions, for names outside specs too (a store path, a source key).
+pub mod suggest {
+    pub use crate::load::names::closest;
+}

@@ -19,7 +19,7 @@ type Case = (&'static str, fn(&dyn BlockStore));
 
 /// Runs every case, each on a store made by `make`.
 pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
-    let cases: [Case; 15] = [
+    let cases: [Case; 17] = [
         ("values_round_trip", values_round_trip),
         ("get_missing_is_none", get_missing_is_none),
         ("overwrite_replaces", overwrite_replaces),
@@ -47,6 +47,11 @@ pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
             holds_no_identity_is_false_once_a_record_is_in,
         ),
         ("creation_ordinals_round_trip", creation_ordinals_round_trip),
+        ("writers_round_trip", writers_round_trip),
+        (
+            "run_state_is_written_with_the_batch",
+            run_state_is_written_with_the_batch,
+        ),
     ];
     for (name, case) in cases {
         let store = make();
@@ -67,6 +72,7 @@ fn identity_record(identity: &str, aggregate: &str, columns: Vec<Value>) -> Stor
         columns,
         version: 1,
         order: 1,
+        writer: 0,
     }
 }
 
@@ -82,6 +88,7 @@ fn block(identity: &str, aggregate: &str, dim: Value, start: DateTime<Utc>) -> S
         ],
         version: 1,
         order: 1,
+        writer: 0,
     }
 }
 
@@ -378,6 +385,7 @@ fn checkpoints_with_records(store: &dyn BlockStore) {
                 ("events-0".into(), Checkpoint { offset: 10 }),
                 ("events-1".into(), Checkpoint { offset: 0 }),
             ],
+            run_state: Vec::new(),
         })
         .expect("write");
     assert!(store.get(&b.key).expect("get").is_some());
@@ -413,6 +421,7 @@ fn invalid_batch_changes_nothing(store: &dyn BlockStore) {
             puts: vec![good.clone(), bad],
             deletes: vec![existing.key.clone()],
             checkpoints: vec![("events-0".into(), Checkpoint { offset: 99 })],
+            run_state: Vec::new(),
         })
         .expect_err("a block without start time is rejected");
     assert!(matches!(err, StoreError::InvalidWrite(_)), "{err:?}");
@@ -487,6 +496,7 @@ fn keys_of_every_kind(store: &dyn BlockStore) {
         columns: vec![Value::Int(1)],
         version: 7,
         order: 3,
+        writer: 0,
     };
     put(store, vec![record.clone()]);
     let got = store.get(&record.key).expect("get").expect("stored");
@@ -507,6 +517,7 @@ fn delete_then_put_in_one_batch(store: &dyn BlockStore) {
             puts: vec![b.clone()],
             deletes: vec![b.key.clone()],
             checkpoints: vec![],
+            run_state: Vec::new(),
         })
         .expect("write");
     let blocks = store
@@ -531,6 +542,7 @@ fn creation_ordinals_round_trip(store: &dyn BlockStore) {
         .collect();
     records.push(StoredRecord {
         order: u64::MAX - 1,
+        writer: 0,
         ..identity_record("u1", "profile", vec![Value::Int(1)])
     });
     put(store, records.clone());
@@ -556,4 +568,98 @@ fn creation_ordinals_round_trip(store: &dyn BlockStore) {
     put(store, vec![rewritten.clone()]);
     let got = store.get(&rewritten.key).expect("get").expect("stored");
     assert_same_record(&got, &rewritten);
+}
+
+/// A record's writer comes back as written, and 0 (no writer) stays 0.
+fn writers_round_trip(store: &dyn BlockStore) {
+    let mut records = Vec::new();
+    for (i, writer) in [0u64, 1, 0xDEAD_BEEF_0000_0001, u64::MAX]
+        .into_iter()
+        .enumerate()
+    {
+        let mut b = block("u1", "session", Value::Int(i as i64), t(100 + i as i64));
+        b.writer = writer;
+        records.push(b);
+    }
+    let mut identity = identity_record("u1", "user", vec![Value::str("x")]);
+    identity.writer = 42;
+    records.push(identity);
+    put(store, records.clone());
+    for record in &records {
+        let got = store.get(&record.key).expect("get").expect("stored");
+        assert_eq!(got.writer, record.writer, "{:?}", record.key);
+    }
+    let loaded = store.load_identity("u1").expect("load");
+    assert_eq!(loaded.len(), records.len());
+    let mut writers: Vec<u64> = loaded.iter().map(|r| r.writer).collect();
+    writers.sort_unstable();
+    assert_eq!(writers, vec![0, 1, 42, 0xDEAD_BEEF_0000_0001, u64::MAX]);
+}
+
+/// Run state lands with the records of its batch (or, in a rejected batch, not at all), is
+/// listed by name prefix in name order, and is removed by a `None`.
+fn run_state_is_written_with_the_batch(store: &dyn BlockStore) {
+    assert!(store.run_state("").expect("list").is_empty());
+    let b = block("u1", "session", Value::str("s1"), t(100));
+    store
+        .write(WriteBatch {
+            puts: vec![b.clone()],
+            run_state: vec![
+                ("publish/b".into(), Some(b"second".to_vec())),
+                ("publish/a".into(), Some(vec![0, 255, 1])),
+                ("other".into(), Some(Vec::new())),
+            ],
+            ..WriteBatch::default()
+        })
+        .expect("write");
+    assert!(store.get(&b.key).expect("get").is_some());
+    assert_eq!(
+        store.run_state("publish/").expect("list"),
+        vec![
+            ("publish/a".to_string(), vec![0, 255, 1]),
+            ("publish/b".to_string(), b"second".to_vec()),
+        ]
+    );
+    assert_eq!(
+        store.run_state("other").expect("list"),
+        vec![("other".to_string(), Vec::new())]
+    );
+    assert_eq!(store.run_state("").expect("list").len(), 3);
+
+    // A rejected batch leaves run state as it was.
+    let bad = StoredRecord {
+        start_time: None,
+        ..block("u2", "session", Value::str("s"), t(1))
+    };
+    store
+        .write(WriteBatch {
+            puts: vec![bad],
+            run_state: vec![("publish/a".into(), None)],
+            ..WriteBatch::default()
+        })
+        .expect_err("a block without a start time is rejected");
+    assert_eq!(store.run_state("publish/").expect("list").len(), 2);
+
+    // Too large a value is refused before anything is written.
+    let err = store
+        .write(WriteBatch {
+            run_state: vec![(
+                "publish/huge".into(),
+                Some(vec![7; crate::MAX_RUN_STATE_BYTES + 1]),
+            )],
+            ..WriteBatch::default()
+        })
+        .expect_err("an oversized run-state value is refused");
+    assert!(matches!(err, StoreError::InvalidWrite(_)), "{err:?}");
+
+    store
+        .write(WriteBatch {
+            run_state: vec![("publish/a".into(), None), ("never-written".into(), None)],
+            ..WriteBatch::default()
+        })
+        .expect("remove");
+    assert_eq!(
+        store.run_state("publish/").expect("list"),
+        vec![("publish/b".to_string(), b"second".to_vec())]
+    );
 }

@@ -30,6 +30,8 @@ const LEGACY_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reco
 const LEGACY_BY_START: TableDefinition<&[u8], ()> = TableDefinition::new("blocks_by_start");
 /// Source partition → next offset to apply.
 const CHECKPOINTS: TableDefinition<&str, i64> = TableDefinition::new("checkpoints");
+/// Run-state name → value ([`WriteBatch::run_state`]).
+const RUN_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("run_state");
 
 /// The file name inside the store directory.
 pub const FILE_NAME: &str = "blocks.redb";
@@ -65,6 +67,11 @@ struct DurabilityState {
 }
 
 impl EmbeddedStore {
+    /// Whether `dir` holds a store (its file exists).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(FILE_NAME).is_file()
+    }
+
     /// Opens the store in `dir`, creating the directory and the file if needed.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
@@ -95,6 +102,7 @@ impl EmbeddedStore {
         txn.delete_table(LEGACY_BY_START)
             .map_err(|e| store.err(e))?;
         txn.open_table(CHECKPOINTS).map_err(|e| store.err(e))?;
+        txn.open_table(RUN_STATE).map_err(|e| store.err(e))?;
         txn.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
@@ -227,6 +235,14 @@ impl EmbeddedStore {
                     .insert(partition.as_str(), checkpoint.offset)
                     .map_err(|e| self.err(e))?;
             }
+            let mut run_state = txn.open_table(RUN_STATE).map_err(|e| self.err(e))?;
+            for (name, value) in &batch.run_state {
+                match value {
+                    Some(bytes) => run_state.insert(name.as_str(), bytes.as_slice()),
+                    None => run_state.remove(name.as_str()).map(|_| None),
+                }
+                .map_err(|e| self.err(e))?;
+            }
         }
         // An error above drops `txn` uncommitted, which aborts it: nothing of the batch lands.
         txn.commit().map_err(|e| self.err(e))?;
@@ -306,6 +322,7 @@ fn redb_error(e: impl Into<redb::Error>, file: &Path) -> StoreError {
             service: "redb",
             message: format!("{} ({})", other, file.display()),
             retryable: false,
+            detail: String::new(),
         },
     }
 }
@@ -430,6 +447,20 @@ impl BlockStore for EmbeddedStore {
         Ok(found.map(|v| Checkpoint { offset: v.value() }))
     }
 
+    fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(RUN_STATE).map_err(|e| self.err(e))?;
+        let mut found = Vec::new();
+        for entry in table.range(prefix..).map_err(|e| self.err(e))? {
+            let (name, value) = entry.map_err(|e| self.err(e))?;
+            if !name.value().starts_with(prefix) {
+                break;
+            }
+            found.push((name.value().to_string(), value.value().to_vec()));
+        }
+        Ok(found)
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }
@@ -480,6 +511,9 @@ mod tests {
         fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
             self.store.checkpoint(partition)
         }
+        fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.store.run_state(prefix)
+        }
         fn describe(&self) -> String {
             self.store.describe()
         }
@@ -509,6 +543,7 @@ mod tests {
             columns: vec![Value::str(identity), Value::DateTime(start), Value::Int(3)],
             version: 2,
             order: 5,
+            writer: 0,
         }
     }
 
@@ -523,6 +558,7 @@ mod tests {
                     puts: written.clone(),
                     deletes: vec![],
                     checkpoints: vec![("p0".into(), Checkpoint { offset: 77 })],
+                    run_state: Vec::new(),
                 })
                 .unwrap();
         }
@@ -567,6 +603,7 @@ mod tests {
             columns: vec![Value::str("FR")],
             version: 1,
             order: 1,
+            writer: 0,
         };
         let written = vec![
             block("u1", "s2", 200),
@@ -646,6 +683,7 @@ mod tests {
             .iter()
             .map(|r| StoredRecord {
                 order: 0,
+                writer: 0,
                 ..r.clone()
             })
             .collect();
@@ -653,6 +691,7 @@ mod tests {
         // A record written now sits in the same group beside the old ones, each read as written.
         let new = StoredRecord {
             order: 3,
+            writer: 0,
             ..block("u1", "s1", 100)
         };
         store

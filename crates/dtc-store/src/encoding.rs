@@ -43,6 +43,9 @@ const DIM_TIMEDELTA: u8 = 0x07;
 const DIM_OTHER: u8 = 0x08;
 
 const RECORD_FORMAT: u8 = 2;
+/// Format 2 followed by the record's writer (8 bytes, little-endian): written for records a
+/// resumable run wrote, so a record without one stays as small as before.
+const RECORD_FORMAT_WITH_WRITER: u8 = 3;
 /// The format of stores written before records kept their creation ordinal: the same header
 /// without it.
 const RECORD_FORMAT_WITHOUT_ORDER: u8 = 1;
@@ -301,8 +304,14 @@ pub fn encode_record(record: &StoredRecord) -> Result<Vec<u8>, StoreError> {
 
 /// [`encode_record`]'s bytes, appended to `out`.
 fn encode_record_into(record: &StoredRecord, out: &mut Vec<u8>) -> Result<(), StoreError> {
-    write_header_start(RECORD_FORMAT, record, out);
-    write_varint(out, record.order);
+    if record.writer == 0 {
+        write_header_start(RECORD_FORMAT, record, out);
+        write_varint(out, record.order);
+    } else {
+        write_header_start(RECORD_FORMAT_WITH_WRITER, record, out);
+        write_varint(out, record.order);
+        out.extend_from_slice(&record.writer.to_le_bytes());
+    }
     codec::encode_values(&record.columns, out).map_err(|e| {
         StoreError::InvalidWrite(format!(
             "record {}{:?} of identity `{}` cannot be encoded: {e}",
@@ -342,6 +351,7 @@ pub fn decode_record(
         columns,
         version: header.version,
         order: header.order,
+        writer: header.writer,
     })
 }
 
@@ -356,6 +366,7 @@ struct Header<'a> {
     version: u64,
     start_time: Option<DateTime<Utc>>,
     order: u64,
+    writer: u64,
     columns: &'a [u8],
 }
 
@@ -364,9 +375,10 @@ fn read_header<'a>(bytes: &'a [u8], store: &str) -> Result<Header<'a>, StoreErro
     let header = bytes
         .get(..HEADER_LEN)
         .ok_or_else(|| corrupt("truncated"))?;
-    let has_order = match header[0] {
-        RECORD_FORMAT => true,
-        RECORD_FORMAT_WITHOUT_ORDER => false,
+    let (has_order, has_writer) = match header[0] {
+        RECORD_FORMAT_WITH_WRITER => (true, true),
+        RECORD_FORMAT => (true, false),
+        RECORD_FORMAT_WITHOUT_ORDER => (false, false),
         other => return Err(corrupt(&format!("unknown record format {other}"))),
     };
     let version = u64::from_le_bytes(fixed(&header[2..10]));
@@ -389,11 +401,20 @@ fn read_header<'a>(bytes: &'a [u8], store: &str) -> Result<Header<'a>, StoreErro
     } else {
         0
     };
+    let writer = if has_writer {
+        let bytes = rest.get(..8).ok_or_else(|| corrupt("truncated"))?;
+        let writer = u64::from_le_bytes(fixed(bytes));
+        rest = &rest[8..];
+        writer
+    } else {
+        0
+    };
     Ok(Header {
         kind,
         version,
         start_time,
         order,
+        writer,
         columns: rest,
     })
 }
@@ -637,6 +658,7 @@ mod tests {
             columns: vec![Value::str(identity), Value::Int(version as i64)],
             version,
             order: version,
+            writer: 0,
         };
         let batch = WriteBatch {
             // Two writes of one key keep their order.
@@ -650,6 +672,7 @@ mod tests {
                 RecordKey::new("u1", "x", vec![Value::Int(-1)]),
             ],
             checkpoints: vec![],
+            run_state: Vec::new(),
         };
         let mut packed = PackedBatch::encode(&batch).unwrap();
         packed.sort_by_key();
@@ -756,7 +779,30 @@ mod tests {
             columns: vec![Value::str("u1"), Value::Int(-3), Value::str("x")],
             version: 4,
             order,
+            writer: 0,
         }
+    }
+
+    #[test]
+    fn a_writer_takes_format_3_and_no_writer_keeps_format_2() {
+        let plain = block_with_order(7);
+        let plain_bytes = encode_record(&plain).unwrap();
+        assert_eq!(plain_bytes[0], RECORD_FORMAT);
+        let marked = StoredRecord {
+            writer: 0x0123_4567_89AB_CDEF,
+            ..plain.clone()
+        };
+        let marked_bytes = encode_record(&marked).unwrap();
+        assert_eq!(marked_bytes[0], RECORD_FORMAT_WITH_WRITER);
+        assert_eq!(marked_bytes.len(), plain_bytes.len() + 8);
+        assert_eq!(
+            decode_record(marked.key.clone(), &marked_bytes, "t").unwrap(),
+            marked
+        );
+        assert_eq!(stored_start(&marked_bytes, "t").unwrap(), marked.start_time);
+        // Cut inside the writer: corrupt, not a panic.
+        let cut = &marked_bytes[..marked_bytes.len() - marked.columns.len() - 12];
+        assert!(decode_record(marked.key.clone(), cut, "t").is_err());
     }
 
     #[test]

@@ -32,8 +32,11 @@ pub enum StoreError {
     #[error("{service} error: {message}")]
     Service {
         service: &'static str,
+        /// One line.
         message: String,
         retryable: bool,
+        /// The service client's whole report, for a verbose log (may be empty).
+        detail: String,
     },
     /// The backend is not set up for this run (e.g. a DynamoDB table that does not exist).
     #[error("{0}")]
@@ -43,10 +46,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("invalid write: {0}")]
     InvalidWrite(String),
-    #[error(
-        "unsupported store `{uri}`: use `memory:`, `file:PATH` or a directory path \
-         (DynamoDB is not available in this build)"
-    )]
+    /// A command that only reads a store was pointed at a location that holds none.
+    #[error("no store at {location}")]
+    Missing { location: String },
+    #[error("unsupported store `{uri}`: use `memory:`, `file:PATH` or a directory path")]
     UnsupportedUri { uri: String },
 }
 
@@ -61,6 +64,7 @@ impl StoreError {
             | StoreError::InvalidWrite(_)
             | StoreError::Setup(_)
             | StoreError::Conflict(_)
+            | StoreError::Missing { .. }
             | StoreError::UnsupportedUri { .. } => Fault::Usage,
         }
     }
@@ -81,6 +85,7 @@ impl StoreError {
             | StoreError::InvalidWrite(_)
             | StoreError::Setup(_)
             | StoreError::Conflict(_)
+            | StoreError::Missing { .. }
             | StoreError::UnsupportedUri { .. } => false,
         }
     }
@@ -115,6 +120,7 @@ mod tests {
             service: "dynamodb",
             message: "throttled".into(),
             retryable: true,
+            detail: String::new(),
         };
         assert!(throttled.retryable());
         assert_eq!(throttled.fault(), Fault::Service);

@@ -30,7 +30,7 @@ mod group;
 mod memory;
 mod segment;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, FILE_NAME};
 pub use error::{Fault, StoreError};
 pub use memory::MemoryStore;
 pub use segment::{Segment, SegmentedStore};
@@ -84,6 +84,11 @@ pub struct StoredRecord {
     /// their first event and not by their keys. 0 = unknown: records of stores written before
     /// it was kept.
     pub order: u64,
+    /// The resumable batch run that last wrote the record (a hash of the run's input, see
+    /// `dtc_engine::batch::StreamingBatch::resumable`), or 0. A batch run that is re-run after a
+    /// crash finds the identities the crashed run already wrote by it: an identity's records of
+    /// one run are written in one atomic write, so one such record means all of them.
+    pub writer: u64,
 }
 
 /// How far one input partition has been applied: the offset of the next event to apply.
@@ -97,18 +102,28 @@ pub struct Checkpoint {
 }
 
 /// Changes applied together by [`BlockStore::write`]: deletes first, then puts in order (a later
-/// put of the same key wins), then checkpoints.
+/// put of the same key wins), then checkpoints and run state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteBatch {
     pub puts: Vec<StoredRecord>,
     pub deletes: Vec<RecordKey>,
     /// `(source partition, checkpoint)`, e.g. `("events-3", Checkpoint { offset: 1042 })`.
     pub checkpoints: Vec<(String, Checkpoint)>,
+    /// Small named values committed with the records: `Some(bytes)` stores, `None` removes.
+    /// A run keeps here what it must finish after the commit (the outputs it still has to
+    /// publish), so a restart after a crash finds it with the records it belongs to.
+    pub run_state: Vec<(String, Option<Vec<u8>>)>,
 }
+
+/// The largest run-state value a backend must accept (a DynamoDB item holds 400 KB).
+pub const MAX_RUN_STATE_BYTES: usize = 256 * 1024;
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.deletes.is_empty() && self.checkpoints.is_empty()
+        self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.checkpoints.is_empty()
+            && self.run_state.is_empty()
     }
 
     /// Checks what every backend requires before touching storage, so that an invalid batch
@@ -129,6 +144,21 @@ impl WriteBatch {
                     )));
                 }
                 _ => {}
+            }
+        }
+        for (name, value) in &self.run_state {
+            if name.is_empty() {
+                return Err(StoreError::InvalidWrite(
+                    "a run-state entry has no name".into(),
+                ));
+            }
+            if let Some(bytes) = value
+                && bytes.len() > MAX_RUN_STATE_BYTES
+            {
+                return Err(StoreError::InvalidWrite(format!(
+                    "run state `{name}` is {} bytes, over the {MAX_RUN_STATE_BYTES}-byte limit",
+                    bytes.len()
+                )));
             }
         }
         Ok(())
@@ -209,6 +239,10 @@ pub trait BlockStore: Send + Sync {
     /// The checkpoint stored for an input partition.
     fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError>;
 
+    /// The run-state entries (see [`WriteBatch::run_state`]) whose names start with `prefix`,
+    /// sorted by name.
+    fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
     /// For logs and messages, e.g. "embedded store at ./dtc-data".
     fn describe(&self) -> String;
 
@@ -251,8 +285,17 @@ pub trait BlockStore: Send + Sync {
     }
 }
 
+/// Whether opening a store may create it: runs that write records create a missing store,
+/// commands that only read it (`dtc blocks`, a window run over the store) must not, or a
+/// mistyped path would read as an empty store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
 /// Opens the store a URI names: `memory:`, `file:PATH`, or a plain directory path (embedded).
-pub fn open_store(uri: &str) -> Result<Box<dyn BlockStore>, StoreError> {
+pub fn open_store(uri: &str, mode: OpenMode) -> Result<Box<dyn BlockStore>, StoreError> {
     let unsupported = || StoreError::UnsupportedUri {
         uri: uri.to_string(),
     };
@@ -270,7 +313,13 @@ pub fn open_store(uri: &str) -> Result<Box<dyn BlockStore>, StoreError> {
     if path.is_empty() {
         return Err(unsupported());
     }
-    Ok(Box::new(EmbeddedStore::open(std::path::Path::new(path))?))
+    let dir = std::path::Path::new(path);
+    if mode == OpenMode::MustExist && !EmbeddedStore::exists(dir) {
+        return Err(StoreError::Missing {
+            location: dir.display().to_string(),
+        });
+    }
+    Ok(Box::new(EmbeddedStore::open(dir)?))
 }
 
 /// `scheme:` of at least two letters, so that a Windows drive (`C:\data`) is still a path.
@@ -293,24 +342,46 @@ mod tests {
 
     #[test]
     fn open_store_picks_the_backend_from_the_uri() {
-        let memory = open_store("memory:").unwrap();
+        let memory = open_store("memory:", OpenMode::CreateIfMissing).unwrap();
         assert!(memory.describe().contains("memory"));
 
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("plain");
-        let store = open_store(plain.to_str().unwrap()).unwrap();
+        let store = open_store(plain.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap();
         assert!(store.describe().contains("embedded"));
         assert!(plain.join("blocks.redb").exists());
 
         let with_scheme = dir.path().join("schemed");
-        open_store(&format!("file:{}", with_scheme.display())).unwrap();
+        open_store(
+            &format!("file:{}", with_scheme.display()),
+            OpenMode::CreateIfMissing,
+        )
+        .unwrap();
         assert!(with_scheme.join("blocks.redb").exists());
+    }
+
+    #[test]
+    fn read_only_opens_never_create_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = open_store(missing.to_str().unwrap(), OpenMode::MustExist)
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert!(err.to_string().starts_with("no store at "), "{err}");
+        assert!(!missing.exists(), "the directory was created");
+        // An existing directory without a store file is no store either.
+        std::fs::create_dir(&missing).unwrap();
+        assert!(open_store(missing.to_str().unwrap(), OpenMode::MustExist).is_err());
+        assert!(!missing.join(FILE_NAME).exists());
+        open_store(missing.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap();
+        open_store(missing.to_str().unwrap(), OpenMode::MustExist).unwrap();
     }
 
     #[test]
     fn unknown_schemes_name_the_supported_ones() {
         for uri in ["dynamodb://table", "s3://bucket/x", "", "file:"] {
-            let err = open_store(uri).err().unwrap();
+            let err = open_store(uri, OpenMode::CreateIfMissing).err().unwrap();
             assert!(matches!(err, StoreError::UnsupportedUri { .. }), "{uri}");
             assert!(err.to_string().contains("memory:"), "{err}");
         }

@@ -24,6 +24,7 @@ struct Inner {
     records: BTreeMap<Vec<u8>, Vec<u8>>,
     by_start: BTreeSet<Vec<u8>>,
     checkpoints: BTreeMap<String, Checkpoint>,
+    run_state: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -116,6 +117,12 @@ impl BlockStore for MemoryStore {
         for (partition, checkpoint) in batch.checkpoints {
             inner.checkpoints.insert(partition, checkpoint);
         }
+        for (name, value) in batch.run_state {
+            match value {
+                Some(bytes) => inner.run_state.insert(name, bytes),
+                None => inner.run_state.remove(&name),
+            };
+        }
         Ok(())
     }
 
@@ -145,6 +152,16 @@ impl BlockStore for MemoryStore {
 
     fn checkpoint(&self, partition: &str) -> Result<Option<Checkpoint>, StoreError> {
         Ok(self.read().checkpoints.get(partition).copied())
+    }
+
+    fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .read()
+            .run_state
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect())
     }
 
     fn describe(&self) -> String {

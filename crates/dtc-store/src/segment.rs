@@ -94,6 +94,10 @@ impl BlockStore for SegmentedStore<'_> {
         self.inner.checkpoint(partition)
     }
 
+    fn run_state(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.run_state(prefix)
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} (segment {} of {})",
@@ -126,6 +130,7 @@ mod tests {
                 columns: vec![],
                 version: 1,
                 order: 1,
+                writer: 0,
             })
             .collect();
         store

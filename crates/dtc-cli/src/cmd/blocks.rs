@@ -1,20 +1,23 @@
-//! `dtc blocks`: an identity's stored records, for debugging.
+//! `dtc blocks`: an identity's stored records, or the identities of a store, for debugging.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use dtc_runtime::RunError;
+use dtc_runtime::locations::{StoreOptions, open_store};
+use dtc_store::OpenMode;
 
 use crate::cmd::records::record_json;
-use crate::specs;
+use crate::report_error;
 
 #[derive(Debug, Args)]
 pub struct BlocksArgs {
     /// The streaming DTC whose records to show.
     #[arg(long, visible_alias = "streaming-bts", value_name = "SPEC")]
     pub streaming: PathBuf,
-    /// Block store: a directory or file:PATH (embedded store), or memory:.
+    /// Block store: a directory or file:PATH (embedded store), memory:, or dynamodb://TABLE.
     #[arg(
         long,
         env = "DTC_STORE",
@@ -22,33 +25,81 @@ pub struct BlocksArgs {
         value_name = "URI"
     )]
     pub store: String,
+    /// List the store's identities (one per line) instead of showing one.
+    #[arg(long, conflicts_with = "identity")]
+    pub list: bool,
+    /// With --list: at most this many identities.
+    #[arg(long, value_name = "N", requires = "list")]
+    pub limit: Option<usize>,
     /// The identity to show.
-    pub identity: String,
+    #[arg(required_unless_present = "list")]
+    pub identity: Option<String>,
 }
 
-pub fn run(args: BlocksArgs) -> ExitCode {
-    let Some(catalog) = specs::load_and_report(std::slice::from_ref(&args.streaming)) else {
+pub fn run(args: BlocksArgs, verbose: bool) -> ExitCode {
+    let Some(specs) = crate::specs::load_job(&args.streaming, &[]) else {
         return ExitCode::from(1);
     };
-    let Some(plan) = specs::single_streaming(&catalog) else {
-        eprintln!("error: {} is not a streaming DTC", args.streaming.display());
-        return ExitCode::from(2);
-    };
-    let result =
-        dtc_store::open_store(&args.store).and_then(|store| store.load_identity(&args.identity));
-    let mut records = match result {
-        Ok(records) => records,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
+    let result = specs.and_then(|specs| {
+        let store = open_store(&args.store, OpenMode::MustExist, &StoreOptions::default())?;
+        if args.list {
+            list(store.as_ref(), args.limit)
+        } else {
+            show(
+                store.as_ref(),
+                &specs.streaming,
+                args.identity.as_deref().unwrap_or(""),
+            )
         }
-    };
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => report_error(&e, verbose),
+    }
+}
+
+fn stdout_error(source: std::io::Error) -> RunError {
+    RunError::Io(dtc_io::IoError::Write {
+        target: "stdout".into(),
+        source,
+    })
+}
+
+fn list(store: &dyn dtc_store::BlockStore, limit: Option<usize>) -> Result<ExitCode, RunError> {
+    let limit = limit.unwrap_or(usize::MAX);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut shown = 0;
+    let mut after: Option<String> = None;
+    while shown < limit {
+        let page = store.identities(after.as_deref(), (limit - shown).min(1000))?;
+        for identity in page.identities.iter().take(limit - shown) {
+            writeln!(out, "{identity}").map_err(stdout_error)?;
+            shown += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if shown == 0 {
+        eprintln!("{} holds no identities", store.describe());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(
+    store: &dyn dtc_store::BlockStore,
+    plan: &dtc_plan::plan::StreamingPlan,
+    identity: &str,
+) -> Result<ExitCode, RunError> {
+    let mut records = store.load_identity(identity)?;
     if records.is_empty() {
         eprintln!(
-            "no records for identity `{}` in {}",
-            args.identity, args.store
+            "no records for identity `{identity}` in {} (dtc blocks --list shows the identities it holds)",
+            store.describe()
         );
-        return ExitCode::from(1);
+        return Ok(ExitCode::from(1));
     }
     let position = |name: &str| plan.aggregates.iter().position(|a| a.name == name);
     records.sort_by_key(|r| (position(&r.key.aggregate), r.start_time));
@@ -58,16 +109,8 @@ pub fn run(args: BlocksArgs) -> ExitCode {
         let Some(agg) = position(&r.key.aggregate).map(|i| &plan.aggregates[i]) else {
             continue;
         };
-        let line = record_json(
-            &args.identity,
-            &agg.name,
-            &r.key.dims,
-            &agg.layout,
-            &r.columns,
-        );
-        if writeln!(out, "{line}").is_err() {
-            return ExitCode::from(1);
-        }
+        let line = record_json(identity, &agg.name, &r.key.dims, &agg.layout, &r.columns);
+        writeln!(out, "{line}").map_err(stdout_error)?;
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,7 @@
 //! What the golden-file tests of the `dtc` binary share: how to run it, how its output is
 //! rendered into an expected file, and the case runner with its bless mode.
+// Each test crate uses a part of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

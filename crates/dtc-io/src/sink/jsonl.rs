@@ -10,17 +10,24 @@ use crate::error::IoError;
 use crate::format::{JsonStyle, iso_datetime, write_json, write_str};
 
 enum Target {
-    /// A file in a destination, committed by `finish`.
-    Part(Box<dyn PartWriter>),
+    /// A file in a destination, started at the first row (a run without rows leaves no
+    /// file) and sealed by `finish`.
+    Part {
+        destination: Box<dyn Destination>,
+        part: Option<Box<dyn PartWriter>>,
+    },
     Stream(BufWriter<Box<dyn Write + Send>>),
 }
 
 impl Target {
-    fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            Target::Part(part) => part,
+    fn writer(&mut self, name: &str) -> Result<&mut dyn Write, IoError> {
+        Ok(match self {
+            Target::Part { destination, part } => match part {
+                Some(part) => part,
+                None => part.insert(destination.create(name)?),
+            },
             Target::Stream(stream) => stream,
-        }
+        })
     }
 }
 
@@ -34,16 +41,23 @@ pub struct JsonLinesSink {
 }
 
 impl JsonLinesSink {
-    /// One file, `part-<run id>-<worker>-00000.jsonl`, visible once the sink finishes.
+    /// One file, `part-<run id>-<worker>-00000.jsonl`, sealed when the sink finishes; none
+    /// when no row comes.
     pub fn to_destination(
         rows: &RowSchema,
-        destination: &mut dyn Destination,
+        destination: Box<dyn Destination>,
         run_id: &str,
         worker: u32,
-    ) -> Result<JsonLinesSink, IoError> {
+    ) -> JsonLinesSink {
         let name = part_name(run_id, worker, 0, "jsonl");
-        let part = destination.create(&name)?;
-        Ok(JsonLinesSink::new(rows, Target::Part(part), name))
+        JsonLinesSink::new(
+            rows,
+            Target::Part {
+                destination,
+                part: None,
+            },
+            name,
+        )
     }
 
     /// Lines to a stream, e.g. stdout.
@@ -87,7 +101,11 @@ impl RowSink for JsonLinesSink {
                 write_json(value, JsonStyle::Compact, line);
             }
             line.push_str("}\n");
-            if let Err(e) = self.target.writer().write_all(self.line.as_bytes()) {
+            let written = self
+                .target
+                .writer(&self.target_name)?
+                .write_all(self.line.as_bytes());
+            if let Err(e) = written {
                 return Err(self.write_error(e));
             }
             self.summary.rows += 1;
@@ -103,7 +121,7 @@ impl RowSink for JsonLinesSink {
             ..
         } = *self;
         match target {
-            Target::Part(part) => summary.files.push(part.commit()?),
+            Target::Part { part, .. } => summary.parts.extend(part.map(|p| p.seal()).transpose()?),
             Target::Stream(mut stream) => {
                 stream.flush().map_err(|source| IoError::Write {
                     target: target_name,
@@ -118,7 +136,8 @@ impl RowSink for JsonLinesSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::{LocalDir, RowColumn, visible_files};
+    use crate::output::{LocalStage, publish_parts};
+    use crate::sink::{RowColumn, visible_files};
     use chrono::{TimeZone, Utc};
     use dtc_plan::plan::FieldType;
     use dtc_plan::value::Value;
@@ -180,21 +199,27 @@ mod tests {
     }
 
     #[test]
-    fn rows_to_a_file_visible_only_after_finish() {
+    fn rows_to_a_file_visible_only_once_published() {
         let dir = tempfile::tempdir().unwrap();
-        let mut dest = LocalDir::new(dir.path());
-        let mut sink =
-            Box::new(JsonLinesSink::to_destination(&schema(), &mut dest, "r", 4).unwrap());
+        let dest = Box::new(LocalStage::create(dir.path(), "r", 4).unwrap());
+        let mut sink = Box::new(JsonLinesSink::to_destination(&schema(), dest, "r", 4));
         sink.write_identity("u\"1", &rows()).unwrap();
-        assert!(visible_files(dir.path()).unwrap().is_empty());
         let summary = sink.finish().unwrap();
+        assert!(visible_files(dir.path()).unwrap().is_empty());
+        publish_parts(dir.path(), "r", 4, &summary.parts);
         assert_eq!(
             visible_files(dir.path()).unwrap(),
-            vec!["part-r-004-00000.jsonl".to_owned()]
+            vec![
+                "_dtc-commit-004.json".to_owned(),
+                "part-r-004-00000.jsonl".to_owned()
+            ]
         );
         assert_eq!(
-            std::fs::read_to_string(&summary.files[0]).unwrap(),
+            std::fs::read_to_string(dir.path().join(&summary.parts[0].name)).unwrap(),
             EXPECTED
         );
+        let dest = Box::new(LocalStage::create(dir.path(), "empty", 4).unwrap());
+        let sink = Box::new(JsonLinesSink::to_destination(&schema(), dest, "empty", 4));
+        assert!(sink.finish().unwrap().parts.is_empty(), "no rows, no part");
     }
 }

@@ -1,21 +1,23 @@
 //! Where rows and records go.
 //!
 //! A [`RowSink`] receives a window run's training rows one identity at a time. The byte
-//! destination of file-producing sinks is a [`Destination`]: parts are written under a hidden
-//! temporary name and only appear under their final name when committed, so a reader never
-//! sees a partial file. [`LocalDir`] is the local implementation; an object store implements
-//! the same trait (multipart upload, completed on commit) without changes to the sinks.
+//! destination of file-producing sinks is a [`Destination`]: a sink writes each part and
+//! seals it ([`PartWriter::seal`]: durable, still invisible under its final name). Parts
+//! appear only when the run publishes them at its commit ([`crate::output`]), so a reader never
+//! sees a partial file or a partial run. [`crate::output::LocalStage`] is the local
+//! implementation; an object store implements the same trait (a multipart upload, completed at
+//! publish) without changes to the sinks.
 
 mod blurr;
 mod jsonl;
 mod parquet;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use dtc_plan::plan::{FieldType, WindowPlan};
 use dtc_plan::record::Row;
+use serde::{Deserialize, Serialize};
 
 use crate::error::IoError;
 
@@ -28,15 +30,15 @@ pub trait RowSink: Send {
     /// Called once per identity (also when it has no rows), in the order the engine decides;
     /// `rows` are that identity's rows in anchor order.
     fn write_identity(&mut self, identity: &str, rows: &[Row]) -> Result<(), IoError>;
-    /// Flushes and commits everything written.
+    /// Flushes everything written and seals the parts (stream sinks: flushes the stream).
     fn finish(self: Box<Self>) -> Result<SinkSummary, IoError>;
 }
 
 /// What a sink produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinkSummary {
-    /// Final locations of the files written, in order.
-    pub files: Vec<String>,
+    /// The parts written, sealed and not yet published, in order.
+    pub parts: Vec<SealedPart>,
     pub rows: u64,
     /// Values written as null because they did not match their column's type.
     pub nulled_values: u64,
@@ -98,119 +100,29 @@ impl RowSchema {
     }
 }
 
-/// A part being written; invisible under its final name until [`PartWriter::commit`].
-/// Dropping it without committing discards it.
+/// A part being written; invisible under its final name until its run publishes it. Dropping
+/// it without sealing discards it.
 pub trait PartWriter: Write + Send {
-    /// Makes the part visible under its final name and returns that location.
-    fn commit(self: Box<Self>) -> Result<String, IoError>;
+    /// Makes the part durable where it is staged. It stays invisible until published.
+    fn seal(self: Box<Self>) -> Result<SealedPart, IoError>;
+}
+
+/// A part written whole and durable, not yet published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedPart {
+    /// Its final name in the output location.
+    pub name: String,
+    pub bytes: u64,
+    /// What the destination needs to publish it (an object store's upload); empty for local
+    /// parts, which the stage directory holds under their final names.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub staged: String,
 }
 
 /// Where a sink's files go.
 pub trait Destination: Send {
-    /// Starts a part that will be named `name` once committed.
+    /// Starts a part that will be named `name` once published.
     fn create(&mut self, name: &str) -> Result<Box<dyn PartWriter>, IoError>;
-}
-
-/// A local directory (created if missing).
-#[derive(Debug, Clone)]
-pub struct LocalDir {
-    dir: PathBuf,
-}
-
-impl LocalDir {
-    pub fn new(dir: impl Into<PathBuf>) -> LocalDir {
-        LocalDir { dir: dir.into() }
-    }
-}
-
-impl Destination for LocalDir {
-    fn create(&mut self, name: &str) -> Result<Box<dyn PartWriter>, IoError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| IoError::Write {
-            target: self.dir.display().to_string(),
-            source,
-        })?;
-        let final_path = self.dir.join(name);
-        // Hidden, so that readers of the directory (Spark, pandas, DuckDB) skip it.
-        let temp_path = self.dir.join(format!(".tmp-{name}"));
-        let file = File::create(&temp_path).map_err(|source| IoError::Open {
-            path: temp_path.clone(),
-            source,
-        })?;
-        Ok(Box::new(LocalPart {
-            file: Some(BufWriter::with_capacity(256 * 1024, file)),
-            temp_path,
-            final_path,
-        }))
-    }
-}
-
-struct LocalPart {
-    /// `None` once committed.
-    file: Option<BufWriter<File>>,
-    temp_path: PathBuf,
-    final_path: PathBuf,
-}
-
-impl LocalPart {
-    fn write_error(&self, source: std::io::Error) -> IoError {
-        IoError::Write {
-            target: self.temp_path.display().to_string(),
-            source,
-        }
-    }
-
-    fn closed() -> std::io::Error {
-        std::io::Error::other("part already committed")
-    }
-}
-
-impl Write for LocalPart {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.as_mut().ok_or_else(Self::closed)?.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.as_mut().ok_or_else(Self::closed)?.flush()
-    }
-}
-
-impl PartWriter for LocalPart {
-    fn commit(mut self: Box<Self>) -> Result<String, IoError> {
-        let Some(file) = self.file.take() else {
-            return Err(self.write_error(Self::closed()));
-        };
-        let file = file
-            .into_inner()
-            .map_err(|e| self.write_error(e.into_error()))?;
-        // Durable before visible: a crash after the rename must not leave a torn file.
-        file.sync_all().map_err(|e| self.write_error(e))?;
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| self.write_error(e))?;
-        // And the rename itself durable: until the directory is synced, a crash can lose the
-        // new name, and with it rows whose input the store records as applied.
-        if let Some(dir) = self
-            .final_path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| IoError::Write {
-                    target: dir.display().to_string(),
-                    source,
-                })?;
-        }
-        Ok(self.final_path.display().to_string())
-    }
-}
-
-impl Drop for LocalPart {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            // Best effort: an abandoned part is garbage; failing to remove it must not mask
-            // the error that made us abandon it.
-            let _ = std::fs::remove_file(&self.temp_path);
-        }
-    }
 }
 
 /// A run id for part names: UTC start time and process id, unique per run on one machine.
@@ -227,7 +139,23 @@ pub fn part_name(run_id: &str, worker: u32, seq: u32, extension: &str) -> String
     format!("part-{run_id}-{worker:03}-{seq:05}.{extension}")
 }
 
-/// Lists the committed (non-hidden) files of a local directory, sorted; for tests and tools.
+/// The worker of a name [`part_name`] made, or `None` for any other name.
+pub fn part_worker(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("part-")?;
+    let (stem, extension) = rest.rsplit_once('.')?;
+    if extension.is_empty() || extension.contains('/') {
+        return None;
+    }
+    let (head, seq) = stem.rsplit_once('-')?;
+    let (run_id, worker) = head.rsplit_once('-')?;
+    let digits = |s: &str, min: usize| s.len() >= min && s.bytes().all(|b| b.is_ascii_digit());
+    if run_id.is_empty() || !digits(seq, 5) || !digits(worker, 3) {
+        return None;
+    }
+    worker.parse().ok()
+}
+
+/// Lists the published (non-hidden) files of a local directory, sorted; for tests and tools.
 pub fn visible_files(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -247,30 +175,6 @@ mod tests {
         AggregateLayout, CExpr, Dialect, StreamingPlan, WindowAggregate, WindowAggregateKind,
     };
     use dtc_plan::value::Value;
-
-    #[test]
-    fn parts_are_invisible_until_committed_and_removed_when_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut dest = LocalDir::new(dir.path().join("out"));
-        let mut part = dest.create("part-a.txt").unwrap();
-        part.write_all(b"hello").unwrap();
-        assert_eq!(visible_files(&dir.path().join("out")).unwrap().len(), 0);
-        let location = part.commit().unwrap();
-        assert!(location.ends_with("part-a.txt"));
-        assert_eq!(
-            std::fs::read(dir.path().join("out/part-a.txt")).unwrap(),
-            b"hello"
-        );
-
-        let mut abandoned = dest.create("part-b.txt").unwrap();
-        abandoned.write_all(b"partial").unwrap();
-        drop(abandoned);
-        let all: Vec<String> = std::fs::read_dir(dir.path().join("out"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(all, vec!["part-a.txt".to_owned()]);
-    }
 
     fn field(name: &str, ty: FieldType, error_id: u32) -> dtc_plan::plan::FieldPlan {
         dtc_plan::plan::FieldPlan {
@@ -356,5 +260,20 @@ mod tests {
             "part-r1-002-00007.parquet"
         );
         assert!(!new_run_id().contains('/'));
+        assert_eq!(
+            part_worker(&part_name(&new_run_id(), 12, 3, "jsonl")),
+            Some(12)
+        );
+        assert_eq!(part_worker("part-r-1-2-003-00007.parquet"), Some(3));
+        for other in [
+            "part-003-00007.parquet",
+            "part-r-3-00007.parquet",
+            "part-r-003-7.parquet",
+            "part-r-003-00007",
+            "notes.txt",
+            "_dtc-commit-000.json",
+        ] {
+            assert_eq!(part_worker(other), None, "{other}");
+        }
     }
 }

@@ -312,7 +312,7 @@ impl ParquetSink {
                 target: file.name.clone(),
                 source,
             })?;
-        self.summary.files.push(part.commit()?);
+        self.summary.parts.push(part.seal()?);
         Ok(())
     }
 }
@@ -338,7 +338,8 @@ impl RowSink for ParquetSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::{LocalDir, RowAggregate, RowColumn, visible_files};
+    use crate::output::{LocalStage, publish_parts};
+    use crate::sink::{RowAggregate, RowColumn, visible_files};
     use arrow::array::{
         Array, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
@@ -404,7 +405,7 @@ mod tests {
             ParquetSink::new(
                 &schema(),
                 Some("offers"),
-                Box::new(LocalDir::new(dir.path())),
+                Box::new(LocalStage::create(dir.path(), "run1", 0).unwrap()),
                 options,
             )
             .unwrap(),
@@ -444,16 +445,18 @@ mod tests {
         let summary = sink.finish().unwrap();
         assert_eq!(summary.rows, 5);
         assert_eq!(summary.nulled_values, 5);
-        assert_eq!(summary.files.len(), 2);
+        assert_eq!(summary.parts.len(), 2);
+        publish_parts(dir.path(), "run1", 0, &summary.parts);
         assert_eq!(
             visible_files(dir.path()).unwrap(),
             vec![
+                "_dtc-commit-000.json".to_owned(),
                 "part-run1-000-00000.parquet".to_owned(),
                 "part-run1-000-00001.parquet".to_owned()
             ]
         );
         let everything: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(everything.len(), 2, "no temporary file is left behind");
+        assert_eq!(everything.len(), 3, "no temporary file is left behind");
 
         let (schema, batches, groups) = read_all(&dir.path().join("part-run1-000-00000.parquet"));
         assert_eq!(groups, 2);
@@ -528,7 +531,7 @@ mod tests {
         let sink = ParquetSink::new(
             &schema(),
             None,
-            Box::new(LocalDir::new(dir.path())),
+            Box::new(LocalStage::create(dir.path(), "r", 1).unwrap()),
             ParquetOptions::new("r", 1),
         )
         .unwrap();
@@ -540,7 +543,7 @@ mod tests {
             ParquetSink::new(
                 &schema(),
                 None,
-                Box::new(LocalDir::new(dir.path())),
+                Box::new(LocalStage::create(dir.path(), "r", 1).unwrap()),
                 options
             ),
             Err(IoError::Config(_))
@@ -555,14 +558,15 @@ mod tests {
         let mut sink = ParquetSink::new(
             &schema(),
             None,
-            Box::new(LocalDir::new(dir.path())),
+            Box::new(LocalStage::create(dir.path(), "s", 2).unwrap()),
             options,
         )
         .unwrap();
         sink.write_identity("u", &[row("u", 0, vec![Value::Int(1)])])
             .unwrap();
         let summary = Box::new(sink).finish().unwrap();
-        let (_, batches, _) = read_all(std::path::Path::new(&summary.files[0]));
+        publish_parts(dir.path(), "s", 2, &summary.parts);
+        let (_, batches, _) = read_all(&dir.path().join(&summary.parts[0].name));
         assert_eq!(batches[0].num_rows(), 1);
         assert_eq!(summary.nulled_values, 5, "missing values count as nulled");
     }

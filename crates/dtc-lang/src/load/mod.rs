@@ -4,7 +4,7 @@
 //! concerns; a node that cannot be read is left out of the tree so checking goes on.
 
 mod expr;
-mod names;
+pub(crate) mod names;
 mod source_map;
 mod spec;
 mod yaml;
