@@ -13,6 +13,8 @@ pub mod dynamodb;
 mod errors;
 mod retry;
 pub mod s3;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::sync::OnceLock;
 

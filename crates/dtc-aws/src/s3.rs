@@ -80,8 +80,8 @@ impl S3 {
     /// rarely serve bucket subdomains.
     pub fn connect(endpoint_url: Option<&str>) -> Result<S3, IoError> {
         let setup = |message: String| IoError::Service {
-            detail: message.clone(),
             message,
+            detail: String::new(),
             cause: ServiceCause::Setup,
         };
         let runtime = crate::runtime().map_err(setup)?;

@@ -1,5 +1,5 @@
 //! The DynamoDB store against a real DynamoDB Local (started by scripts/local-services.sh).
-//! Skipped, with a notice, unless DTC_TEST_DYNAMODB=1.
+//! Skipped, with a notice, unless DTC_TEST_DYNAMODB=1 (under CI=true the missing server fails).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +14,7 @@ use dtc_store::{
 };
 
 fn enabled() -> Option<String> {
-    if std::env::var("DTC_TEST_DYNAMODB").as_deref() != Ok("1") {
-        eprintln!(
-            "skipped: DTC_TEST_DYNAMODB is not 1 (run scripts/test.sh to start DynamoDB Local)"
-        );
+    if !dtc_aws::test_support::services_up(&["DTC_TEST_DYNAMODB"], "DynamoDB Local") {
         return None;
     }
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok()

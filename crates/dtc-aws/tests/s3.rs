@@ -1,5 +1,5 @@
 //! S3 inputs and destination against a real moto server (started by scripts/local-services.sh).
-//! Skipped, with a notice, unless DTC_TEST_S3=1.
+//! Skipped, with a notice, unless DTC_TEST_S3=1 (under CI=true the missing server fails).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +11,7 @@ use dtc_io::output::{CommitFile, OutputMode, Publication};
 use dtc_io::sink::{Destination, SealedPart, part_name};
 
 fn connect() -> Option<S3> {
-    if std::env::var("DTC_TEST_S3").as_deref() != Ok("1") {
-        eprintln!("skipped: DTC_TEST_S3 is not 1 (run scripts/test.sh to start the S3 server)");
+    if !dtc_aws::test_support::services_up(&["DTC_TEST_S3"], "the S3 server") {
         return None;
     }
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok();

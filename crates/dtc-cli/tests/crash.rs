@@ -18,65 +18,15 @@ fn specs() -> PathBuf {
     common::repo().join("dtc-specs/offer-ai")
 }
 
-/// Offer-ai-shaped events for `users` users over two weeks, several sessions each, some with
-/// offers and purchases; with a few lines that are rejected.
-fn events(users: u32, day_range: std::ops::Range<u32>) -> Vec<String> {
-    let mut lines = Vec::new();
-    for day in day_range {
-        for u in 0..users {
-            if (u + day) % 3 == 0 {
-                continue;
-            }
-            let session = format!("S{u}-{day}");
-            let t = |minute: u32| {
-                format!(
-                    "2018-01-{:02}T{:02}:{:02}:00",
-                    day + 1,
-                    (u % 20) + 1,
-                    minute
-                )
-            };
-            let id = format!("U{u:04}");
-            lines.push(format!(
-                r#"{{"event_id": "app_launched", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "country": "DE", "signin_method": "fb"}}"#,
-                t(0)
-            ));
-            lines.push(format!(
-                r#"{{"event_id": "game_start", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}"}}"#,
-                t(1)
-            ));
-            lines.push(format!(
-                r#"{{"event_id": "game_end", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "won": {}}}"#,
-                t(5),
-                (u + day) % 2 == 0
-            ));
-            if day % 2 == 0 {
-                lines.push(format!(
-                    r#"{{"event_id": "offer_shown", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "offer_type": "coins", "offer_price": "4.99", "offer_purchased": true}}"#,
-                    t(6)
-                ));
-            }
-            if (u + day) % 4 == 0 {
-                lines.push(format!(
-                    r#"{{"event_id": "purchase", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "txn_amount": "4.99", "purchase_source": "offer"}}"#,
-                    t(7)
-                ));
-            }
-            if (u * 7 + day) % 29 == 0 {
-                lines.push(format!(
-                    r#"{{"event_id": "broken", "customer_identifier": "{id}""#
-                ));
-            }
-        }
-    }
-    lines
-}
-
 /// Two inputs: a plain file and a gzip file.
 fn write_inputs(dir: &Path, users: u32) {
-    std::fs::write(dir.join("a.jsonl"), events(users, 0..7).join("\n") + "\n").expect("a");
+    std::fs::write(
+        dir.join("a.jsonl"),
+        common::offer_ai_events(users, 0..7).join("\n") + "\n",
+    )
+    .expect("a");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all((events(users, 7..14).join("\n") + "\n").as_bytes())
+    gz.write_all((common::offer_ai_events(users, 7..14).join("\n") + "\n").as_bytes())
         .expect("gzip");
     std::fs::write(dir.join("b.jsonl.gz"), gz.finish().expect("gzip")).expect("b");
 }

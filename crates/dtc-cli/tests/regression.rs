@@ -367,3 +367,296 @@ fn stored_blocks_with_equal_start_times_keep_first_event_order() {
     );
     assert_eq!(window_rows(dir, &["--store", "store"]), all);
 }
+
+// The run protocol (issue 19): each loss a user met, and what a run does now.
+
+mod common;
+
+/// A directory with offer-ai events for 10 users (`events.jsonl`, with a few bad lines).
+fn offer_ai_case() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = common::offer_ai_events(10, 0..14).join("\n") + "\n";
+    std::fs::write(dir.path().join("events.jsonl"), events).expect("write events");
+    dir
+}
+
+/// `dtc transform` with the offer-ai specs, `--source events.jsonl` unless `extra` names
+/// sources, into `store` in `dir`, rows as JSON lines into `out`.
+fn offer_ai(dir: &Path, store: &str, out: &str, extra: &[&str]) -> Output {
+    let specs = common::repo().join("dtc-specs/offer-ai");
+    let mut cmd = common::dtc();
+    cmd.current_dir(dir)
+        .arg("transform")
+        .arg("--streaming")
+        .arg(specs.join("offer-ai-streaming.yml"))
+        .arg("--window")
+        .arg(specs.join("offer-ai-window.yml"))
+        .args(["--store", store, "--output", out, "--format", "jsonl"]);
+    if !extra.contains(&"--source") && !extra.contains(&"--window-only") {
+        cmd.args(["--source", "events.jsonl"]);
+    }
+    cmd.args(extra.iter().filter(|a| **a != "--window-only"))
+        .output()
+        .expect("run dtc")
+}
+
+/// All rows in the published parts of `out`, sorted.
+fn published_rows(dir: &Path, out: &str) -> Vec<String> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir.join(out))
+        .expect("output dir")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") {
+            let text = std::fs::read_to_string(entry.path()).expect("part");
+            rows.extend(text.lines().map(str::to_string));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "dtc failed:\n{}",
+        common::text(&output.stderr)
+    );
+}
+
+/// Killed after the store's last write and before the output's rename, a run left its rows in
+/// a hidden temporary file, and the re-run, finding its input applied, wrote no rows.
+#[test]
+fn rows_were_lost_when_killed_between_the_store_commit_and_the_output_rename() {
+    let dir = offer_ai_case();
+    ok(&offer_ai(dir.path(), "clean", "clean-out", &[]));
+    let clean = published_rows(dir.path(), "clean-out");
+    assert!(!clean.is_empty());
+    for point in ["runtime.commit.durable:1", "io.local.publish.renamed:1"] {
+        let name = point.replace([':', '.'], "-");
+        let (store, out) = (format!("s-{name}"), format!("o-{name}"));
+        let killed = offer_ai(dir.path(), &store, &out, &["--failpoint", point]);
+        assert!(!killed.status.success(), "{point}: the run was not killed");
+        ok(&offer_ai(dir.path(), &store, &out, &[]));
+        assert_eq!(published_rows(dir.path(), &out), clean, "{point}");
+    }
+}
+
+/// An unwritable `--output` failed the run after the store had committed its input, saying
+/// "running again may help"; running again with a good `--output` then wrote no rows.
+#[test]
+fn an_unwritable_output_left_a_rerun_with_no_rows() {
+    let dir = offer_ai_case();
+    ok(&offer_ai(dir.path(), "clean", "clean-out", &[]));
+    std::fs::write(dir.path().join("not-a-dir"), "a file").expect("file");
+    let failed = offer_ai(dir.path(), "store", "not-a-dir/out", &[]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = common::text(&failed.stderr);
+    assert!(stderr.contains("not-a-dir"), "{stderr}");
+    assert!(
+        stderr.contains("cause: the input or the command line"),
+        "{stderr}"
+    );
+    ok(&offer_ai(dir.path(), "store", "out", &[]));
+    assert_eq!(
+        published_rows(dir.path(), "out"),
+        published_rows(dir.path(), "clean-out")
+    );
+}
+
+/// A window run over the store repeated into the same output doubled the rows.
+#[test]
+fn a_repeated_window_run_doubled_the_rows() {
+    let dir = offer_ai_case();
+    ok(&offer_ai(dir.path(), "store", "first", &[]));
+    let once = published_rows(dir.path(), "first");
+    for _ in 0..2 {
+        ok(&offer_ai(dir.path(), "store", "again", &["--window-only"]));
+    }
+    assert_eq!(published_rows(dir.path(), "again"), once);
+    // Append is there, but only when asked for.
+    ok(&offer_ai(
+        dir.path(),
+        "store",
+        "again",
+        &["--window-only", "--mode", "append"],
+    ));
+    assert_eq!(published_rows(dir.path(), "again").len(), 2 * once.len());
+}
+
+/// Every run truncated the dead-letter file, erasing the rejects of earlier runs.
+#[test]
+fn a_rerun_truncated_the_dead_letters() {
+    let dir = offer_ai_case();
+    let dead = |dir: &Path| {
+        std::fs::read_to_string(dir.join("store/dead-letters.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    ok(&offer_ai(dir.path(), "store", "out", &[]));
+    let first = dead(dir.path());
+    assert!(!first.is_empty());
+    // The same input again: applied already, so no reject is added twice.
+    ok(&offer_ai(dir.path(), "store", "out", &[]));
+    assert_eq!(dead(dir.path()), first);
+    // New lines with a reject: appended after the earlier ones, with their line number.
+    let mut events = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("events.jsonl"))
+        .expect("events");
+    use std::io::Write;
+    writeln!(events, "not json").expect("append");
+    drop(events);
+    ok(&offer_ai(dir.path(), "store", "out", &[]));
+    let now = dead(dir.path());
+    assert_eq!(&now[..first.len()], &first[..]);
+    assert_eq!(now.len(), first.len() + 1);
+    assert!(now[first.len()].contains("\"reason\":\"invalid_json\""));
+    assert!(
+        now[first.len()].starts_with("{\"run\":\""),
+        "{}",
+        now[first.len()]
+    );
+}
+
+/// A UTF-8 byte-order mark at the start of a file turned its first event into a dead letter.
+#[test]
+fn a_byte_order_mark_turned_the_first_event_into_a_dead_letter() {
+    let dir = case(
+        "Type: Streaming\n\
+         Version: '2026-11-01'\n\
+         Name: bom\n\
+         Identity: source.user\n\
+         Time: parse_time(source.ts)\n\
+         Aggregates:\n\
+         \x20 - Type: Identity\n\
+         \x20   Name: seen\n\
+         \x20   Fields:\n\
+         \x20     - Name: count\n\
+         \x20       Type: integer\n\
+         \x20       Value: seen.count + 1\n",
+        "\u{feff}{\"user\": \"u1\", \"ts\": \"2024-05-01T10:00:00\"}\n\
+         {\"user\": \"u1\", \"ts\": \"2024-05-01T11:00:00\"}\n",
+    );
+    let output = transform(dir.path(), &["--format", "jsonl"]);
+    let stderr = common::text(&output.stderr);
+    assert!(stderr.contains("rejected:         0"), "{stderr}");
+    assert!(stderr.contains("byte-order marks skipped: 1"), "{stderr}");
+    assert!(common::text(&output.stdout).contains("\"count\":2"));
+}
+
+/// A truncated `.gz` aborted the run after writing hundreds of garbage dead letters, and said
+/// "running again may help".
+#[test]
+fn a_corrupt_gzip_aborted_the_run_after_garbage_dead_letters() {
+    use std::io::Write;
+    let dir = offer_ai_case();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(common::offer_ai_events(30, 14..28).join("\n").as_bytes())
+        .expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    std::fs::write(dir.path().join("cut.jsonl.gz"), &gz[..gz.len() * 2 / 3]).expect("write");
+    let sources = ["--source", "events.jsonl", "cut.jsonl.gz"];
+
+    let failed = offer_ai(dir.path(), "store", "out", &sources);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = common::text(&failed.stderr);
+    assert!(
+        stderr.contains("cut.jsonl.gz is corrupt or truncated at compressed byte"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("nothing of this run was committed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cause: the input or the command line"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("store/dead-letters.jsonl").exists());
+    assert!(
+        !dir.path()
+            .join("out")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
+
+    let skipped = offer_ai(
+        dir.path(),
+        "store",
+        "out",
+        &[
+            "--source",
+            "events.jsonl",
+            "cut.jsonl.gz",
+            "--skip-bad-files",
+        ],
+    );
+    ok(&skipped);
+    let stderr = common::text(&skipped.stderr);
+    assert!(stderr.contains("files left out (damaged): 1"), "{stderr}");
+    let letters =
+        std::fs::read_to_string(dir.path().join("store/dead-letters.jsonl")).expect("dead letters");
+    let corrupt: Vec<&str> = letters
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"corrupt_file\""))
+        .collect();
+    assert_eq!(corrupt.len(), 1, "{letters}");
+    assert!(corrupt[0].contains("cut.jsonl.gz"));
+    // Only the good file's rejects besides: nothing decoded from the damaged one.
+    assert!(
+        letters
+            .lines()
+            .all(|l| !l.contains("\"input\":\"cut.jsonl.gz\"") || l.contains("corrupt_file"))
+    );
+    ok(&offer_ai(dir.path(), "clean", "clean-out", &[]));
+    assert_eq!(
+        published_rows(dir.path(), "out"),
+        published_rows(dir.path(), "clean-out")
+    );
+}
+
+/// `dtc blocks` or a window run over a mistyped `--store` created an empty store there and
+/// reported "0 identities".
+#[test]
+fn read_only_commands_created_an_empty_store_at_a_mistyped_path() {
+    let dir = offer_ai_case();
+    ok(&offer_ai(dir.path(), "dtc-data", "out", &[]));
+    let specs = common::repo().join("dtc-specs/offer-ai");
+    let blocks = common::dtc()
+        .current_dir(dir.path())
+        .arg("blocks")
+        .arg("--streaming")
+        .arg(specs.join("offer-ai-streaming.yml"))
+        .args(["--store", "dtc-dta", "U0001"])
+        .output()
+        .expect("run dtc");
+    let window = offer_ai(dir.path(), "dtc-dta", "out2", &["--window-only"]);
+    for output in [blocks, window] {
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = common::text(&output.stderr);
+        assert!(
+            stderr.contains("no store at dtc-dta (did you mean `dtc-data`?)"),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.path().join("dtc-dta").exists());
+}
+
+/// A corrupt gzip and an unwritable output both said "running again may help"; an S3 source
+/// location error read "invalid sink option".
+#[test]
+fn errors_blamed_the_wrong_party() {
+    let dir = offer_ai_case();
+    let bad_source = offer_ai(dir.path(), "store", "out", &["--source", "s3://"]);
+    let stderr = common::text(&bad_source.stderr);
+    assert!(stderr.contains("is not an S3 location"), "{stderr}");
+    assert!(!stderr.contains("sink"), "{stderr}");
+    assert!(
+        stderr.contains("cause: the input or the command line"),
+        "{stderr}"
+    );
+}

@@ -79,17 +79,16 @@ impl RunError {
 
     /// A service client's whole report, for a verbose log; the message is one line.
     pub fn detail(&self) -> Option<&str> {
-        match self {
+        let detail = match self {
             RunError::Io(IoError::Service { detail, .. })
             | RunError::BadInput {
                 error: IoError::Service { detail, .. },
-            } => Some(detail),
-            RunError::Store(StoreError::Service { detail, .. }) => {
-                Some(detail).filter(|d| !d.is_empty()).map(String::as_str)
             }
-            RunError::Recovery { source, .. } => source.detail(),
-            _ => None,
-        }
+            | RunError::Store(StoreError::Service { detail, .. }) => detail.as_str(),
+            RunError::Recovery { source, .. } => return source.detail(),
+            _ => return None,
+        };
+        Some(detail).filter(|d| !d.is_empty())
     }
 }
 

@@ -128,6 +128,8 @@ pub fn inputs(
     let mut inputs = Vec::new();
     for source in sources {
         if dtc_aws::s3::is_s3_url(source) {
+            // A malformed location is the command line's fault, whatever the AWS set-up.
+            dtc_aws::s3::S3Url::parse(source)?;
             inputs.extend(services.s3()?.inputs(source)?);
         } else {
             let spec = InputSpec::parse(std::slice::from_ref(source))

@@ -320,7 +320,7 @@ fn redb_error(e: impl Into<redb::Error>, file: &Path) -> StoreError {
         }
         other => StoreError::Service {
             service: "redb",
-            message: format!("{} ({})", other, file.display()),
+            message: format!("embedded store {}: {other}", file.display()),
             retryable: false,
             detail: String::new(),
         },

@@ -29,7 +29,7 @@ pub enum StoreError {
     },
     #[error("the store at {} is locked: is another dtc run using this store?", path.display())]
     Locked { path: PathBuf },
-    #[error("{service} error: {message}")]
+    #[error("{message}")]
     Service {
         service: &'static str,
         /// One line.

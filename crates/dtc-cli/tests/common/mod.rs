@@ -88,3 +88,58 @@ pub fn run_golden_cases(
         failures.join("\n\n")
     );
 }
+
+/// Offer-ai-shaped events for `users` users on the days of January 2018 in `day_range` (0 is the
+/// 1st), several sessions each, some with offers and purchases, and a few lines that are
+/// rejected.
+pub fn offer_ai_events(users: u32, day_range: std::ops::Range<u32>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for day in day_range {
+        for u in 0..users {
+            if (u + day) % 3 == 0 {
+                continue;
+            }
+            let session = format!("S{u}-{day}");
+            let t = |minute: u32| {
+                format!(
+                    "2018-01-{:02}T{:02}:{:02}:00",
+                    day + 1,
+                    (u % 20) + 1,
+                    minute
+                )
+            };
+            let id = format!("U{u:04}");
+            lines.push(format!(
+                r#"{{"event_id": "app_launched", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "country": "DE", "signin_method": "fb"}}"#,
+                t(0)
+            ));
+            lines.push(format!(
+                r#"{{"event_id": "game_start", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}"}}"#,
+                t(1)
+            ));
+            lines.push(format!(
+                r#"{{"event_id": "game_end", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "won": {}}}"#,
+                t(5),
+                (u + day) % 2 == 0
+            ));
+            if day % 2 == 0 {
+                lines.push(format!(
+                    r#"{{"event_id": "offer_shown", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "offer_type": "coins", "offer_price": "4.99", "offer_purchased": true}}"#,
+                    t(6)
+                ));
+            }
+            if (u + day) % 4 == 0 {
+                lines.push(format!(
+                    r#"{{"event_id": "purchase", "event_time": "{}", "customer_identifier": "{id}", "session_id": "{session}", "txn_amount": "4.99", "purchase_source": "offer"}}"#,
+                    t(7)
+                ));
+            }
+            if (u * 7 + day) % 29 == 0 {
+                lines.push(format!(
+                    r#"{{"event_id": "broken", "customer_identifier": "{id}""#
+                ));
+            }
+        }
+    }
+    lines
+}
