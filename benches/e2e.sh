@@ -10,6 +10,9 @@
 # reported: these machines' speed drifts by a quarter within minutes, and alternating exposes
 # both tools to the same drift.
 #
+# DTC_BEFORE=/path/to/an/older/dtc adds that binary to the alternation and reports the
+# before/after ratio from the same run (e.g. a release build of the previous round's commit).
+#
 # Needs python3 (a venv with duckdb + pyarrow is made under $BENCH_DIR) and the bench kit in
 # ../shared/bench (or $DTC_BENCH_KIT). Data and results live in $BENCH_DIR
 # (default ~/.cache/dtc-bench).
@@ -66,6 +69,7 @@ for n in "${sizes[@]}"; do
   out="$bench_dir/run-$n"
   dtc_runs=()
   duck_runs=()
+  before_runs=()
   for ((run = 1; run <= runs; run++)); do
     rm -rf "$out"
     mkdir -p "$out"
@@ -74,7 +78,13 @@ for n in "${sizes[@]}"; do
         --source "$events" --store "$out/store" --output "$out/dtc" --quiet)")
     duck_runs+=("$(measure "$py" "$kit/duckdb_offer_ai.py" --input "$events" \
         --out "$out/duck.parquet" --threads 1)")
-    echo "  run $run of $runs at $n events: dtc ${dtc_runs[-1]}, duckdb ${duck_runs[-1]} (seconds, KB)" >&2
+    if [ -n "${DTC_BEFORE:-}" ]; then
+      rm -rf "$out/before-store" "$out/before"
+      before_runs+=("$(measure "$DTC_BEFORE" transform \
+          --streaming "$specs/offer-ai-streaming-bts.yml" --window "$specs/offer-ai-window-bts.yml" \
+          --source "$events" --store "$out/before-store" --output "$out/before" --quiet)")
+    fi
+    echo "  run $run of $runs at $n events: dtc ${dtc_runs[-1]}, duckdb ${duck_runs[-1]}${DTC_BEFORE:+, before ${before_runs[-1]}} (seconds, KB)" >&2
   done
   dtc_s=$(printf '%s\n' "${dtc_runs[@]}" | cut -d' ' -f1 | median)
   dtc_kb=$(printf '%s\n' "${dtc_runs[@]}" | cut -d' ' -f2 | median)
@@ -105,6 +115,14 @@ PY
       'BEGIN { printf "%-10s %-8s %10.2f %12.0f %10.0f %8d\n", n, "duckdb", s, n / s, kb / 1024, r }'
   awk -v a="$dtc_s" -v b="$duck_s" -v ka="$dtc_kb" -v kb="$duck_kb" \
       'BEGIN { printf "ratio dtc/duckdb: %.2fx events/s, %.2fx peak RSS\n", b / a, ka / kb }'
+  if [ -n "${DTC_BEFORE:-}" ]; then
+    before_s=$(printf '%s\n' "${before_runs[@]}" | cut -d' ' -f1 | median)
+    before_kb=$(printf '%s\n' "${before_runs[@]}" | cut -d' ' -f2 | median)
+    awk -v n="$n" -v s="$before_s" -v kb="$before_kb" \
+        'BEGIN { printf "%-10s %-8s %10.2f %12.0f %10.0f\n", n, "before", s, n / s, kb / 1024 }'
+    awk -v a="$dtc_s" -v b="$before_s" -v d="$duck_s" \
+        'BEGIN { printf "ratio before/duckdb: %.2fx; dtc/before: %.2fx events/s\n", d / b, b / a }'
+  fi
   if [ "$mismatched" != 0 ] || [ "$extra" != 0 ]; then
     echo "ROWS DIFFER: $mismatched DuckDB rows missing or different in dtc, $extra extra rows in dtc" >&2
     exit 1

@@ -103,26 +103,12 @@ fn local_parquet(dir: &Path) -> Vec<PathBuf> {
 /// Downloads the Parquet objects under `prefix` into `into`; returns their keys and paths.
 fn s3_parquet(s3: &S3, bucket: &str, prefix: &str, into: &Path) -> (Vec<String>, Vec<PathBuf>) {
     std::fs::create_dir_all(into).unwrap();
-    let listed = s3
-        .block_on(
-            s3.client()
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .send(),
-        )
-        .unwrap();
-    let keys: Vec<String> = listed
-        .contents()
+    let (names, _) = s3_objects(s3, bucket, prefix);
+    let keys: Vec<String> = names
         .iter()
-        .filter_map(|o| o.key().map(str::to_string))
+        .filter(|n| !n.starts_with("_dtc-commit-"))
+        .map(|n| format!("{prefix}{n}"))
         .collect();
-    let commit_files = |k: &&String| {
-        k.rsplit('/')
-            .next()
-            .is_some_and(|n| n.starts_with("_dtc-commit-"))
-    };
-    let keys: Vec<String> = keys.iter().filter(|k| !commit_files(k)).cloned().collect();
     let mut paths = Vec::new();
     for key in &keys {
         assert!(

@@ -127,10 +127,6 @@ impl<W: Write> DeadLetterWriter<W> {
         })
     }
 
-    pub fn counts(&self) -> &RejectCounts {
-        &self.counts
-    }
-
     /// Flushes everything written and returns the counts.
     pub fn finish(self) -> Result<RejectCounts, IoError> {
         Ok(self.into_inner()?.1)
@@ -188,10 +184,6 @@ impl StagedDeadLetters {
         })
     }
 
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     pub fn write(
         &mut self,
         input: &str,
@@ -200,10 +192,6 @@ impl StagedDeadLetters {
         raw: &[u8],
     ) -> Result<(), IoError> {
         self.writer.write(input, position, rejection, raw)
-    }
-
-    pub fn counts(&self) -> &RejectCounts {
-        self.writer.counts()
     }
 
     /// Makes the staged letters durable and returns what the commit must append, or `None`

@@ -29,27 +29,24 @@ pub enum RowsOut {
     /// Nowhere: the run computes no rows.
     None,
     /// Files at a location, published at the run's commit.
-    Output {
-        location: OutputLocation,
-        format: RowFormat,
-        mode: OutputMode,
-        /// This run's share of the location when workers split a run (`--segment`).
-        worker: u32,
-        workers: u32,
-    },
+    Output(RowFiles),
     /// A stream (stdout), written as rows come: not part of the commit.
     Stream(Box<dyn RowSink>),
 }
 
+/// Row files at an output location.
+pub struct RowFiles {
+    pub location: OutputLocation,
+    pub format: RowFormat,
+    pub mode: OutputMode,
+    /// This run's share of the location when workers split a run (`--segment`).
+    pub worker: u32,
+    pub workers: u32,
+}
+
 /// An output checked and cleared of what crashed runs left, ready to stage a run's parts.
 pub(crate) enum PreparedRows {
-    Output {
-        location: OutputLocation,
-        format: RowFormat,
-        mode: OutputMode,
-        worker: u32,
-        workers: u32,
-    },
+    Output(RowFiles),
     Stream(Option<Box<dyn RowSink>>),
 }
 
@@ -61,34 +58,22 @@ impl RowsOut {
         Ok(match self {
             RowsOut::None => None,
             RowsOut::Stream(sink) => Some(PreparedRows::Stream(Some(sink))),
-            RowsOut::Output {
-                location,
-                format,
-                mode,
-                worker,
-                workers,
-            } => {
-                match &location {
+            RowsOut::Output(files) => {
+                match &files.location {
                     OutputLocation::Local(dir) => {
                         std::fs::create_dir_all(dir).map_err(|source| IoError::Write {
                             target: dir.display().to_string(),
                             source,
                         })?;
-                        remove_stale_local_stages(dir, worker, &[])?;
+                        remove_stale_local_stages(dir, files.worker, &[])?;
                     }
                     OutputLocation::S3(url) => {
                         let s3 = services.s3()?;
                         s3.check_bucket(url)?;
-                        s3.abort_stale_uploads(url, worker, &[])?;
+                        s3.abort_stale_uploads(url, files.worker, &[])?;
                     }
                 }
-                Some(PreparedRows::Output {
-                    location,
-                    format,
-                    mode,
-                    worker,
-                    workers,
-                })
+                Some(PreparedRows::Output(files))
             }
         })
     }
@@ -110,13 +95,13 @@ impl PreparedRows {
                     .ok_or_else(|| RunError::Internal("the row stream was taken twice".into()))?,
                 publication: None,
             }),
-            PreparedRows::Output {
+            PreparedRows::Output(RowFiles {
                 location,
                 format,
                 mode,
                 worker,
                 workers,
-            } => {
+            }) => {
                 let destination: Box<dyn Destination> = match location {
                     OutputLocation::Local(dir) => {
                         Box::new(LocalStage::create(dir, run_id, *worker)?)

@@ -19,7 +19,7 @@ use dtc_runtime::batch::{BatchOptions, BatchRun, preview_cell, run_batch};
 use dtc_runtime::locations::{OutputLocation, Services, StoreOptions, default_dead_letters};
 use dtc_runtime::report::{BatchReport, FieldErrorReport, Observer, WindowReport};
 use dtc_runtime::specs::JobSpecs;
-use dtc_runtime::window::{RowFormat, RowsOut, WindowRun, run_window};
+use dtc_runtime::window::{RowFiles, RowFormat, RowsOut, WindowRun, run_window};
 use dtc_store::OpenMode;
 
 use crate::cmd::records;
@@ -238,7 +238,7 @@ fn rows_out(
                 .as_ref()
                 .map(|o| OutputLocation::parse(&o.display().to_string()))
                 .unwrap_or_else(|| OutputLocation::Local(Path::new("dtc-out").join(&window.name)));
-            RowsOut::Output {
+            RowsOut::Output(RowFiles {
                 location,
                 format: if format == OutputFormat::Parquet {
                     RowFormat::Parquet
@@ -252,7 +252,7 @@ fn rows_out(
                 },
                 worker: segment.map_or(0, |s| s.index()),
                 workers: segment.map_or(1, |s| s.total()),
-            }
+            })
         }
     }
 }
