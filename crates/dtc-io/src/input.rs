@@ -525,6 +525,7 @@ impl LineReader {
     /// out: `false` at the end of the input. [`LineReader::line`] then gives the line. Two
     /// steps, so that a caller can act on the end (or an error) while holding no borrow of
     /// the reader.
+    #[inline]
     pub fn advance(&mut self) -> Result<bool, IoError> {
         self.reader
             .consume(std::mem::take(&mut self.pending_consume));
@@ -560,6 +561,7 @@ impl LineReader {
     }
 
     /// The line [`LineReader::advance`] moved to.
+    #[inline]
     pub fn line(&mut self) -> Result<Line<'_>, IoError> {
         let number = self.number;
         match self.ready {

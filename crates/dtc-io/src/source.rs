@@ -138,6 +138,8 @@ impl FileSource {
 }
 
 impl RecordSource for FileSource {
+    // Called once per record of a batch run: inlined into the read loop.
+    #[inline]
     fn poll(&mut self) -> Result<Polled<'_>, IoError> {
         let Some(file) = self.current.as_mut() else {
             let next_id = self.partitions.len() as PartitionId;
