@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -450,6 +450,25 @@ async fn wrong_method() -> ApiError {
     }
 }
 
+/// Percent-decoding keeps a `%` not followed by two hex digits as it is; such a path is
+/// refused instead, so that an identity holding `%` must be sent as `%25` and means one thing.
+fn check_escapes(uri: &Uri) -> Result<(), ApiError> {
+    let path = uri.path().as_bytes();
+    let malformed = path.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !path
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(ApiError::bad_request(
+            "invalid_identity",
+            "the path has a `%` that is not a percent-encoded byte: write `%` as %25",
+        ));
+    }
+    Ok(())
+}
+
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::bad_request(
         "invalid_identity",
@@ -467,9 +486,11 @@ fn query_error(rejection: QueryRejection) -> ApiError {
 /// `GET /v1/features/{window}/{identity}[?at=…&<dimension>=…&context.<field>=…]`
 async fn features_one(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    check_escapes(&uri)?;
     let Path((window, identity)) = path.map_err(path_error)?;
     let Query(pairs) = query.map_err(query_error)?;
     let service = shared.window(&window)?;
@@ -745,9 +766,11 @@ struct BlocksQuery {
 /// `GET /v1/blocks/{identity}[?aggregate=A&limit=N]`: the identity's records as stored.
 async fn blocks(
     State(shared): State<Arc<Shared>>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<BlocksQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    check_escapes(&uri)?;
     let Path(identity) = path.map_err(path_error)?;
     let Query(query) = query.map_err(query_error)?;
     let identity = shared.identity(&identity)?;
@@ -872,5 +895,15 @@ mod tests {
         assert_eq!(endpoint_of(&Method::GET, "/v1/blocks/u1"), "blocks");
         assert_eq!(endpoint_of(&Method::GET, "/healthz"), "healthz");
         assert_eq!(endpoint_of(&Method::GET, "/nothing"), "other");
+    }
+
+    #[test]
+    fn a_percent_sign_must_start_an_escape() {
+        for ok in ["/v1/blocks/a%25b", "/v1/blocks/%C3%BC", "/v1/blocks/plain"] {
+            assert!(check_escapes(&Uri::from_static(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["/v1/blocks/a%ZZ", "/v1/blocks/a%2", "/v1/blocks/a%"] {
+            assert!(check_escapes(&Uri::from_static(bad)).is_err(), "{bad}");
+        }
     }
 }
