@@ -8,10 +8,10 @@
 #   with one HTTP thread, wrk pinned to core 1, each request a random identity's features
 #   now (GET /v1/features/offer_ai_window/{identity}). Reports req/s, p50/p99/p99.9.
 # dynamodb: the same against DynamoDB Local (scripts/local-services.sh) with 1 k identities
-#   of 7 days (DynamoDB Local loads slowly) and a fixed request rate's worth of connections;
+#   of 7 days (DynamoDB Local loads slowly), driven the same way;
 #   reports req/s, p50/p99 and DynamoDB requests per fetch (the goal is 1: one Query).
 #
-# Variables: DURATION (wrk seconds, default 20), CONNECTIONS (default 32), BENCH_DIR (data,
+# Variables: DURATION (wrk seconds, default 15), CONNECTIONS (default 16), BENCH_DIR (data,
 # default ~/.cache/dtc-bench), DTC_BENCH_KIT (the generator's directory, default
 # ../shared/bench), PORT (default 18780). Needs wrk (apt-get install -y wrk) and taskset.
 set -euo pipefail
@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 kit=${DTC_BENCH_KIT:-$root/../shared/bench}
 bench_dir=${BENCH_DIR:-$HOME/.cache/dtc-bench}
-duration=${DURATION:-20}
-connections=${CONNECTIONS:-32}
+duration=${DURATION:-15}
+connections=${CONNECTIONS:-16}
 port=${PORT:-18780}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dtc-target}"
 variants=("$@")
@@ -33,12 +33,16 @@ if ! command -v wrk > /dev/null; then
 fi
 
 cargo build --release -p dtc-cli >&2
-dtc="$CARGO_TARGET_DIR/release/dtc"
+# A copy: the target directory may be shared, and another tree's build may replace the binary.
+dtc="$bench_dir/dtc-serve-bench"
+cp "$CARGO_TARGET_DIR/release/dtc" "$dtc"
+"$dtc" serve --help > /dev/null
 specs="$root/dtc-specs/offer-ai"
 streaming="$specs/offer-ai-streaming.yml"
 window="$specs/offer-ai-window.yml"
 
-# wrk: a random identity of `users` per request; percentiles in microseconds at the end.
+# wrk: a random identity of a list (what `dtc blocks --list` printed) per request;
+# percentiles in microseconds at the end.
 lua=$(mktemp --suffix=.lua)
 server_pid=
 cleanup() {
@@ -48,9 +52,11 @@ cleanup() {
 trap cleanup EXIT
 write_lua() {
   cat > "$lua" <<EOF
+local ids = {}
+for line in io.lines("$1") do ids[#ids + 1] = line end
 math.randomseed(42)
 request = function()
-  return wrk.format("GET", string.format("/v1/features/offer_ai_window/U%08d", math.random(0, $1 - 1)))
+  return wrk.format("GET", "/v1/features/offer_ai_window/" .. ids[math.random(1, #ids)])
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %.1f %.1f %.1f %d %d\n",
@@ -91,10 +97,16 @@ stop() {
   server_pid=
 }
 
-# Runs wrk on core 1; prints "req/s p50 p99 p99.9" (latencies in ms).
+# Writes the identities of `store` to `file` (before serving: an embedded store has one
+# user at a time).
+identities() {
+  "$dtc" blocks --streaming "$streaming" --store "$1" --list > "$2"
+}
+
+# Runs wrk on core 1 over the identities in `file`; prints "req/s p50 p99 p99.9" (ms).
 drive() {
-  local users=$1 seconds=$2
-  write_lua "$users"
+  local ids=$1 seconds=$2
+  write_lua "$ids"
   # A short warm-up: the page cache and the operator pool fill.
   taskset -c 1 wrk -t1 -c"$connections" -d2s -s "$lua" "http://127.0.0.1:$port/" > /dev/null
   local out
@@ -116,8 +128,9 @@ for variant in "${variants[@]}"; do
       [ -e "$events" ] || python3 "$kit/gen_events.py" --users 10000 --days 28 --seed 42 --out "$events" 2> /dev/null
       store="$bench_dir/serve-store-u10000"
       load "$events" "$store" "$store.loaded"
+      identities "$store" "$bench_dir/serve-identities-u10000.txt"
       serve "$store" "$bench_dir/serve-embedded.log"
-      read -r rps p50 p99 p999 < <(drive 10000 "$duration")
+      read -r rps p50 p99 p999 < <(drive "$bench_dir/serve-identities-u10000.txt" "$duration")
       stop
       printf '%-9s %10s %9s %9s %10s %s\n' embedded "$rps" "$p50" "$p99" "$p999" \
         "10k identities, $connections connections, server on 1 core"
@@ -129,8 +142,9 @@ for variant in "${variants[@]}"; do
       table="dtc-serve-bench-$$"
       load "$events" "dynamodb://$table" - --create-table
       log="$bench_dir/serve-dynamodb.log"
+      identities "dynamodb://$table" "$bench_dir/serve-identities-dynamodb.txt"
       serve "dynamodb://$table" "$log"
-      read -r rps p50 p99 p999 < <(drive 1000 "$duration")
+      read -r rps p50 p99 p999 < <(drive "$bench_dir/serve-identities-dynamodb.txt" "$duration")
       reads=$(metric dtc_serve_store_reads_total)
       stop
       queries=$(sed -n 's/.* \([0-9]*\) Query.*/\1/p' "$log" | tail -1)

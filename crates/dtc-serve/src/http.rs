@@ -298,7 +298,7 @@ impl Shared {
             .await
             .map_err(|_| ApiError::internal("the store read limiter was closed"))?;
         let shared = self.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let work = move || {
             let _permit = permit;
             let started = Instant::now();
             let records = shared.store.load_identity(&identity);
@@ -308,8 +308,9 @@ impl Shared {
             records
                 .map(|records| then(&identity, records))
                 .map_err(|e| ApiError::store(&e))
-        });
-        task.await
+        };
+        tokio::task::spawn_blocking(work)
+            .await
             .map_err(|e| ApiError::internal(format!("a store read failed: {e}")))?
     }
 

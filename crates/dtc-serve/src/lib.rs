@@ -43,7 +43,7 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// A request still running after this gets a 503 `timeout`.
     pub request_timeout: Duration,
-    /// Store reads in flight at once (also the blocking threads the reads use).
+    /// Store reads in flight at once; more wait for one to finish.
     pub max_concurrent_reads: usize,
     /// Identities in one batch request.
     pub max_batch: usize,

@@ -6,7 +6,8 @@
 //! ingest of issue 20: it registers its metrics (events applied, late, rejected by reason, lag
 //! per partition, commit latency) through it and they appear at `/metrics` with the server's.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
@@ -33,6 +34,9 @@ pub const EVALUATION_ERRORS: &str = "dtc_serve_evaluation_errors_total";
 pub const SERVED: &str = "dtc_serve_features_served_total";
 pub const LOG_ERRORS: &str = "dtc_serve_served_log_errors_total";
 
+/// The counter and latency histogram of each (endpoint, status).
+type RequestHandles = HashMap<(&'static str, u16), (Counter, Histogram)>;
+
 /// The server's registry and the handles its hot path uses.
 #[derive(Clone)]
 pub struct Metrics {
@@ -42,6 +46,8 @@ pub struct Metrics {
     store_read_duration: Histogram,
     store_errors: Counter,
     log_errors: Counter,
+    /// Per (endpoint, status): registering a labelled key allocates, a lookup here does not.
+    requests: Arc<Mutex<RequestHandles>>,
 }
 
 impl Metrics {
@@ -111,6 +117,7 @@ impl Metrics {
             store_read_duration,
             store_errors,
             log_errors,
+            requests: Arc::default(),
         }
     }
 
@@ -131,18 +138,24 @@ impl Metrics {
     }
 
     pub fn request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
-        let labels = [
-            Label::from_static_parts("endpoint", endpoint),
-            Label::new("status", status.to_string()),
-        ];
-        let counter = Key::from_parts(REQUESTS, labels.to_vec());
-        self.recorder
-            .register_counter(&counter, &METADATA)
-            .increment(1);
-        let histogram = Key::from_parts(REQUEST_DURATION, labels.to_vec());
-        self.recorder
-            .register_histogram(&histogram, &METADATA)
-            .record(elapsed.as_secs_f64());
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (counter, histogram) = requests.entry((endpoint, status)).or_insert_with(|| {
+            let labels = vec![
+                Label::from_static_parts("endpoint", endpoint),
+                Label::new("status", status.to_string()),
+            ];
+            (
+                self.recorder
+                    .register_counter(&Key::from_parts(REQUESTS, labels.clone()), &METADATA),
+                self.recorder
+                    .register_histogram(&Key::from_parts(REQUEST_DURATION, labels), &METADATA),
+            )
+        });
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
     }
 
     pub fn store_read(&self, elapsed: Duration, ok: bool) {

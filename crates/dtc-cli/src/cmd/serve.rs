@@ -48,9 +48,14 @@ pub struct ServeArgs {
     /// Threads answering HTTP (default: the cores this process may run on).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Store reads in flight at once.
+    /// Store reads in flight at once; more wait.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_concurrent_reads: usize,
+    /// Threads that read the store (default: --max-concurrent-reads for DynamoDB, whose reads
+    /// wait on the network; as many as --threads for local stores, whose reads are CPU work
+    /// that more threads would only interleave).
+    #[arg(long, value_name = "N")]
+    pub read_threads: Option<usize>,
     /// Identities in one batch request.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_batch: usize,
@@ -89,9 +94,21 @@ pub fn run(args: ServeArgs, verbose: bool) -> ExitCode {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let read_threads = args
+        .read_threads
+        .unwrap_or(if args.store.starts_with("dynamodb://") {
+            args.max_concurrent_reads
+        } else {
+            threads
+        });
+    // A read waiting for a busy read thread is queued: a thread takes the next queued read
+    // without sleeping, so under load a read costs no thread wake-up (on one core, waking a
+    // thread per request cost more than the read itself: 2x the requests per second with one
+    // read thread than with eight, docs/performance.md). The served-feature log's close uses
+    // this pool too: one more thread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
-        .max_blocking_threads(args.max_concurrent_reads.max(1) + 2)
+        .max_blocking_threads(read_threads.max(1) + 1)
         .thread_name("dtc-serve")
         .enable_all()
         .build();
