@@ -40,6 +40,8 @@ enum Command {
     Transform(cmd::transform::TransformArgs),
     /// Print an identity's stored records as JSON lines, or list the store's identities.
     Blocks(cmd::blocks::BlocksArgs),
+    /// Serve window features over HTTP: an identity's features now, equal to its training rows.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Transform(args) => cmd::transform::run(args, cli.verbose),
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
+        Command::Serve(args) => cmd::serve::run(args, cli.verbose),
     };
     if cli.count_failpoints {
         eprintln!("failpoints hit: {}", dtc_failpoint::hits());

@@ -302,9 +302,23 @@ impl WindowOperator {
     /// are empty (they are labels); blocks starting at or after `at` are in no window.
     /// Always returns a row, whatever the dialect, since a live query must answer.
     pub fn row_at(&mut self, view: &IdentityView<'_>, at: DateTime<Utc>) -> Row {
+        self.row_anchored(view, at, None)
+    }
+
+    /// Live features of a training row anchored on a block starting at `at` whose columns are
+    /// `block` (in the anchor aggregate's layout): `anchor.<field>` reads them, and the windows
+    /// are those of [`WindowOperator::row_at`]. The block need not be stored: a backend that
+    /// scores an offer in the session it is about to start passes the session's would-be
+    /// columns. The anchor condition and `Max` are not checked: the caller names the anchor.
+    pub fn row_anchored(
+        &mut self,
+        view: &IdentityView<'_>,
+        at: DateTime<Utc>,
+        block: Option<&[Value]>,
+    ) -> Row {
         let anchor = Anchor {
             start: at,
-            block: None,
+            block,
             live: true,
         };
         let mut cursors = vec![WindowCursor::default(); self.plan.aggregates.len()];
@@ -862,6 +876,64 @@ Aggregates:
                 .any(|v| matches!(v, Value::Float(x) if *x > 0.0)),
             "{rows:?}"
         );
+    }
+
+    /// A feature reading the anchor block: served live only when the request names the block.
+    const ANCHORED: &str = "
+Type: Window
+Version: '2026-11-01'
+Name: anchored
+SourceDTC: games
+Anchor:
+  Condition: games.session.offer != ''
+Aggregates:
+  - Type: Window
+    Name: last
+    WindowType: count
+    WindowValue: -1
+    Source: games.session
+    Fields:
+      - Name: games
+        Type: integer
+        Value: source.games[0]
+  - Type: Variable
+    Name: here
+    Fields:
+      - Name: offer
+        Value: anchor.offer + '@' + games.session.session_id
+      - Name: games_so_far
+        Type: integer
+        Value: anchor.games + last.games
+";
+
+    #[test]
+    fn live_rows_anchored_on_a_block_equal_the_training_row_with_its_anchor_fields() {
+        let plan = match catalog(&[STREAMING, ANCHORED]).window.first() {
+            Some(plan) => plan.clone(),
+            None => panic!("the window spec did not compile"),
+        };
+        let mut operator = StreamingOperator::new(plan.streaming.clone());
+        let mut state = operator.new_state("u1".into());
+        apply(&mut operator, &mut state, events());
+        let view = view_of_state(&plan, &state);
+        let mut window = WindowOperator::new(plan.clone());
+        let mut rows = Vec::new();
+        window.rows(&view, &mut rows);
+        assert_eq!(rows.len(), 6);
+        let anchors: Vec<&BlockRef<'_>> = view.blocks[plan.anchor_aggregate as usize]
+            .iter()
+            .filter(|b| b.columns.iter().any(|v| *v == s("gems")))
+            .collect();
+        assert_eq!(anchors.len(), rows.len());
+        for (row, block) in rows.iter().zip(anchors) {
+            let live = window.row_anchored(&view, block.start, Some(block.columns));
+            assert_eq!(&live, row);
+            assert!(matches!(&live.values[1], Value::Str(o) if o.starts_with("gems@s")));
+            // Without the block, the anchor's fields are unknown.
+            let bare = window.row_at(&view, block.start);
+            assert_eq!(bare.values[0], row.values[0]);
+            assert_eq!(bare.values[1], Value::Null);
+        }
     }
 
     /// An event of `u1`: a game, or an offer (which makes the session an anchor).

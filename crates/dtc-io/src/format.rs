@@ -11,6 +11,7 @@
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
+use dtc_plan::plan::AggregateLayout;
 use dtc_plan::value::{Value, py_repr, py_str, to_json};
 use serde::Serialize;
 use serde_json::ser::Formatter;
@@ -62,6 +63,35 @@ fn json_key(key: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         other => py_str(other),
     }
+}
+
+/// A stored record as one JSON object (what `dtc blocks` prints and the feature API's
+/// `/v1/blocks` returns): `{"identity", "aggregate", "dims", "record": {column: value, ...}}`.
+pub fn record_json(
+    identity: &str,
+    aggregate: &str,
+    dims: &[Value],
+    layout: &AggregateLayout,
+    columns: &[Value],
+) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"identity\":");
+    write_str(identity, JsonStyle::Compact, &mut out);
+    out.push_str(",\"aggregate\":");
+    write_str(aggregate, JsonStyle::Compact, &mut out);
+    out.push_str(",\"dims\":");
+    write_json(&Value::list(dims.to_vec()), JsonStyle::Compact, &mut out);
+    out.push_str(",\"record\":{");
+    for (i, (column, value)) in layout.columns.iter().zip(columns).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(&column.name, JsonStyle::Compact, &mut out);
+        out.push(':');
+        write_json(value, JsonStyle::Compact, &mut out);
+    }
+    out.push_str("}}");
+    out
 }
 
 /// `value` as a JSON string in the given style.

@@ -9,8 +9,8 @@ use dtc_runtime::RunError;
 use dtc_runtime::locations::{StoreOptions, open_store};
 use dtc_store::OpenMode;
 
-use crate::cmd::records::record_json;
 use crate::report_error;
+use dtc_io::format::record_json;
 
 #[derive(Debug, Args)]
 pub struct BlocksArgs {

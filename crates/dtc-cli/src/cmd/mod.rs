@@ -2,5 +2,6 @@
 
 pub mod blocks;
 pub mod records;
+pub mod serve;
 pub mod transform;
 pub mod validate;

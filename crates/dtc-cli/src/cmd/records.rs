@@ -3,37 +3,8 @@
 use std::io::Write;
 
 use dtc_engine::streaming::IdentityState;
-use dtc_io::format::{JsonStyle, write_json, write_str};
-use dtc_plan::plan::{AggregateLayout, StreamAggregateKind, StreamingPlan};
-use dtc_plan::value::Value;
-
-/// One JSON object: `{"identity", "aggregate", "dims", "record": {column: value, ...}}`.
-pub fn record_json(
-    identity: &str,
-    aggregate: &str,
-    dims: &[Value],
-    layout: &AggregateLayout,
-    columns: &[Value],
-) -> String {
-    let mut out = String::with_capacity(256);
-    out.push_str("{\"identity\":");
-    write_str(identity, JsonStyle::Compact, &mut out);
-    out.push_str(",\"aggregate\":");
-    write_str(aggregate, JsonStyle::Compact, &mut out);
-    out.push_str(",\"dims\":");
-    write_json(&Value::list(dims.to_vec()), JsonStyle::Compact, &mut out);
-    out.push_str(",\"record\":{");
-    for (i, (column, value)) in layout.columns.iter().zip(columns).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(&column.name, JsonStyle::Compact, &mut out);
-        out.push(':');
-        write_json(value, JsonStyle::Compact, &mut out);
-    }
-    out.push_str("}}");
-    out
-}
+use dtc_io::format::record_json;
+use dtc_plan::plan::{StreamAggregateKind, StreamingPlan};
 
 /// Prints an identity's stored records, aggregates in spec order, records in creation order.
 pub fn print_state(
