@@ -77,7 +77,30 @@ const ANCHOR_KEYS: &[&str] = &["Condition", "Max"];
 const FIELD_TYPES: &[&str] = &[
     "integer", "float", "boolean", "string", "datetime", "map", "list", "set",
 ];
-const BLURR_VERSIONS: &[&str] = &["2018-03-01", "2018-03-07"];
+/// The format versions this build implements, each with the semantics it selects. Closed: a
+/// spec written for a later format must not run with an older format's semantics.
+const VERSIONS: &[(&str, Dialect)] = &[
+    ("2018-03-01", Dialect::Blurr),
+    ("2018-03-07", Dialect::Blurr),
+    ("2026-11-01", Dialect::Native),
+];
+
+/// `'2018-03-01'`, `'2018-03-07'` (Blurr semantics) and `'2026-11-01'` (native), for hints.
+fn known_versions() -> String {
+    let list = |dialect: Dialect| {
+        VERSIONS
+            .iter()
+            .filter(|(_, d)| *d == dialect)
+            .map(|(v, _)| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "this dtc knows the versions {} (Blurr semantics) and {} (native)",
+        list(Dialect::Blurr),
+        list(Dialect::Native)
+    )
+}
 
 /// Keys allowed on an aggregate of `kind`.
 fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
@@ -397,11 +420,11 @@ impl<'t> Loader<'t> {
             .unwrap_or_default();
 
         let (kind, version, name) = (kind?, version?, name?);
-        let dialect = if BLURR_VERSIONS.contains(&version.value.as_str()) {
-            Dialect::Blurr
-        } else {
-            Dialect::Native
-        };
+        // An unknown version is already an error, so the dialect it gets here never runs.
+        let dialect = VERSIONS
+            .iter()
+            .find(|(v, _)| *v == version.value)
+            .map_or(Dialect::Native, |(_, d)| *d);
         Some(Spec {
             file: self.file,
             kind,
@@ -449,9 +472,29 @@ impl<'t> Loader<'t> {
         let value = s.value.clone();
         if !is_date(&value) {
             self.report(
-                self.diag(Code::E0203, node.span, format!("`Version` must be a date 'YYYY-MM-DD', found `{value}`"))
-                    .with_label("not a date")
-                    .with_hint("write the date the spec format was fixed, e.g. `Version: '2026-11-01'`; '2018-03-01' selects Blurr semantics"),
+                self.diag(
+                    Code::E0203,
+                    node.span,
+                    format!("`Version` must be a date 'YYYY-MM-DD', found `{value}`"),
+                )
+                .with_label("not a date")
+                .with_hint(format!(
+                    "write the format version the spec is written for; {}",
+                    known_versions()
+                )),
+            );
+        } else if !VERSIONS.iter().any(|(v, _)| *v == value) {
+            self.report(
+                self.diag(
+                    Code::E0203,
+                    node.span,
+                    format!("unknown format version `{value}`"),
+                )
+                .with_label("not a version this dtc knows")
+                .with_hint(format!(
+                    "{}; a spec for a later version needs a later dtc",
+                    known_versions()
+                )),
             );
         } else if !s.is_quoted() {
             self.report(

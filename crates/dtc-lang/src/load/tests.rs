@@ -239,9 +239,40 @@ fn version_must_be_a_quoted_date() {
         assert!(codes(&text).contains(&Code::E0203), "{not_a_day}");
     }
     assert_eq!(
-        codes(&WINDOW.replace("'2026-11-01'", "\"2024-02-29\"")),
+        codes(&WINDOW.replace("'2026-11-01'", "\"2026-11-01\"")),
         vec![]
     );
+}
+
+#[test]
+fn version_is_one_this_build_knows() {
+    let dialect = |version: &str| {
+        let (spec, diags) = load_spec(FileId(0), &WINDOW.replace("2026-11-01", version));
+        assert_eq!(diags, vec![], "{version}");
+        spec.map(|s| s.dialect)
+    };
+    assert_eq!(dialect("2018-03-01"), Some(Dialect::Blurr));
+    assert_eq!(dialect("2018-03-07"), Some(Dialect::Blurr));
+    assert_eq!(dialect("2026-11-01"), Some(Dialect::Native));
+    for unknown in [
+        "'2030-01-01'",
+        "'2026-11-02'",
+        "'2024-02-29'",
+        "'2018-03-02'",
+    ] {
+        let text = WINDOW.replace("'2026-11-01'", unknown);
+        let d = first(&text, Code::E0203);
+        assert_eq!(at(&text, &d), unknown);
+        assert!(
+            d.message.contains("unknown format version"),
+            "{}",
+            d.message
+        );
+        let hint = d.hint.unwrap_or_default();
+        for known in ["'2018-03-01'", "'2018-03-07'", "'2026-11-01'"] {
+            assert!(hint.contains(known), "{hint}");
+        }
+    }
 }
 
 #[test]
