@@ -9,7 +9,9 @@ use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::{Pair, Pairs};
 
-use crate::ast::{Arg, BinOp, CmpOp, Comprehension, Expr, ExprKind, Ident, LogicalOp, UnaryOp};
+use crate::ast::{
+    Arg, BinOp, CmpOp, Comprehension, Expr, ExprKind, Ident, LogicalOp, Operation, UnaryOp,
+};
 use crate::span::Span;
 
 #[cfg(test)]
@@ -436,23 +438,24 @@ impl Builder {
             .collect()
     }
 
+    /// `a and b and c`: one node holding every operand, so a long chain is no deeper than a
+    /// short one.
     fn logical(&self, pair: Pair<'_, Rule>, op: LogicalOp) -> Result<Node, ParseError> {
-        let mut operands = pair
-            .into_inner()
-            .filter(|pair| !matches!(pair.as_rule(), Rule::kw_and | Rule::kw_or))
-            .map(|pair| self.expr(pair));
-        let Some(first) = operands.next() else {
-            return Err(self.internal(Span::default(), Rule::or_test));
-        };
-        let mut acc = first?;
-        for rhs in operands {
-            let rhs = rhs?;
-            let span = acc.outer.to(rhs.outer);
-            let depth = acc.depth.max(rhs.depth);
-            let kind = ExprKind::Logical(op, Box::new(acc.expr), Box::new(rhs.expr));
-            acc = self.node(kind, span, depth)?;
+        let span = self.span(&pair);
+        let mut depth = 0;
+        let mut operands = Vec::new();
+        for child in pair.into_inner() {
+            if matches!(child.as_rule(), Rule::kw_and | Rule::kw_or) {
+                continue;
+            }
+            let operand = self.expr(child)?;
+            depth = depth.max(operand.depth);
+            operands.push(operand.expr);
         }
-        Ok(acc)
+        if operands.len() < 2 {
+            return Err(self.internal(span, Rule::or_test));
+        }
+        self.node(ExprKind::Logical(op, operands), span, depth)
     }
 
     fn not(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
@@ -511,14 +514,17 @@ impl Builder {
         })
     }
 
-    /// `+ -` and `* / // %` chains, folded to the left.
+    /// `+ -` and `* / // %` chains, applied from the left: one node for the whole chain, so
+    /// its length does not count as nesting.
     fn binary(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
         let span = self.span(&pair);
         let mut children = pair.into_inner();
         let Some(first) = children.next() else {
             return Err(self.internal(span, Rule::arith));
         };
-        let mut acc = self.expr(first)?;
+        let first = self.expr(first)?;
+        let mut depth = first.depth;
+        let mut operations = Vec::new();
         while let (Some(op), Some(rhs)) = (children.next(), children.next()) {
             let op = match op.as_str() {
                 "+" => BinOp::Add,
@@ -530,15 +536,21 @@ impl Builder {
                 _ => return Err(self.internal(self.span(&op), op.as_rule())),
             };
             let rhs = self.expr(rhs)?;
-            let span = acc.outer.to(rhs.outer);
-            let depth = acc.depth.max(rhs.depth);
-            acc = self.node(
-                ExprKind::Binary(op, Box::new(acc.expr), Box::new(rhs.expr)),
-                span,
-                depth,
-            )?;
+            depth = depth.max(rhs.depth);
+            operations.push(Operation {
+                op,
+                span: first.outer.to(rhs.outer),
+                rhs: rhs.expr,
+            });
         }
-        Ok(acc)
+        let span = operations
+            .last()
+            .map_or(first.outer, |last| first.outer.to(last.span));
+        self.node(
+            ExprKind::Binary(Box::new(first.expr), operations),
+            span,
+            depth,
+        )
     }
 
     fn unary(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
@@ -595,7 +607,12 @@ impl Builder {
         while let Some((ops, base)) = segments.pop() {
             let span = base.outer.to(acc.outer);
             let depth = base.depth.max(acc.depth);
-            let kind = ExprKind::Binary(BinOp::Pow, Box::new(base.expr), Box::new(acc.expr));
+            let power = Operation {
+                op: BinOp::Pow,
+                rhs: acc.expr,
+                span,
+            };
+            let kind = ExprKind::Binary(Box::new(base.expr), vec![power]);
             acc = self.apply_unary(ops, self.node(kind, span, depth)?)?;
         }
         Ok(acc)

@@ -54,9 +54,13 @@ pub enum CExpr {
     Neg(Box<CExpr>),
     Pos(Box<CExpr>),
     Not(Box<CExpr>),
-    Binary(dtc_lang::ast::BinOp, Box<CExpr>, Box<CExpr>),
-    And(Box<CExpr>, Box<CExpr>),
-    Or(Box<CExpr>, Box<CExpr>),
+    /// `a + b - c`: the first operand, then each operator and operand, applied from the left.
+    /// Flat, like the syntax tree's chain: evaluating a long chain does not recurse per operand.
+    Binary(Box<CExpr>, Vec<(dtc_lang::ast::BinOp, CExpr)>),
+    /// `a and b and c`: at least two operands, evaluated until one is false.
+    And(Vec<CExpr>),
+    /// `a or b or c`: at least two operands, evaluated until one is true.
+    Or(Vec<CExpr>),
     /// Chained comparison: `first op1 e1 op2 e2 ...`, each operand evaluated at most once.
     Compare(Box<CExpr>, Vec<(dtc_lang::ast::CmpOp, CExpr)>),
     IfElse {
@@ -101,7 +105,12 @@ impl CExpr {
                 v.visit(f);
             }),
             CExpr::Neg(e) | CExpr::Pos(e) | CExpr::Not(e) | CExpr::Attr(e, _) => e.visit(f),
-            CExpr::Binary(_, a, b) | CExpr::And(a, b) | CExpr::Or(a, b) | CExpr::Index(a, b) => {
+            CExpr::Binary(first, rest) => {
+                first.visit(f);
+                rest.iter().for_each(|(_, e)| e.visit(f));
+            }
+            CExpr::And(items) | CExpr::Or(items) => items.iter().for_each(|e| e.visit(f)),
+            CExpr::Index(a, b) => {
                 a.visit(f);
                 b.visit(f);
             }

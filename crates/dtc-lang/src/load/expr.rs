@@ -143,10 +143,14 @@ fn remap(expr: &mut Expr, map: &OffsetMap) {
             }
         }
         ExprKind::Unary(_, e) | ExprKind::Not(e) => remap(e, map),
-        ExprKind::Binary(_, a, b) | ExprKind::Logical(_, a, b) => {
-            remap(a, map);
-            remap(b, map);
+        ExprKind::Binary(first, rest) => {
+            remap(first, map);
+            for operation in rest {
+                operation.span = map.span(operation.span);
+                remap(&mut operation.rhs, map);
+            }
         }
+        ExprKind::Logical(_, operands) => operands.iter_mut().for_each(|e| remap(e, map)),
         ExprKind::Compare(first, rest) => {
             remap(first, map);
             rest.iter_mut().for_each(|(_, e)| remap(e, map));

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dtc_lang::ast::{Arg, BinOp, Expr, ExprKind, Ident, UnaryOp};
+use dtc_lang::ast::{Arg, Expr, ExprKind, Ident, Operation, UnaryOp};
 use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::span::{FileId, Span};
 use dtc_lang::syntax::AggregateKind;
@@ -194,16 +194,14 @@ impl<'a, 's> ExprCompiler<'a, 's> {
             } => self.slice(expr.span, value, [lower, upper, step]),
             ExprKind::Call { func, args } => self.call(expr.span, func, args),
             ExprKind::Unary(op, operand) => self.unary(expr.span, *op, operand),
-            ExprKind::Binary(op, left, right) => self.binary(expr.span, *op, left, right),
-            ExprKind::Logical(op, left, right) => {
-                let (l, lt) = self.compile(left);
-                let (r, rt) = self.compile(right);
-                let (l, r) = (Box::new(l), Box::new(r));
+            ExprKind::Binary(first, rest) => self.binary(first, rest),
+            ExprKind::Logical(op, operands) => {
+                let (operands, ty) = self.items(operands);
                 let node = match op {
-                    dtc_lang::ast::LogicalOp::And => CExpr::And(l, r),
-                    dtc_lang::ast::LogicalOp::Or => CExpr::Or(l, r),
+                    dtc_lang::ast::LogicalOp::And => CExpr::And(operands),
+                    dtc_lang::ast::LogicalOp::Or => CExpr::Or(operands),
                 };
-                (node, lt.join(rt))
+                (node, ty)
             }
             ExprKind::Not(operand) => (CExpr::Not(Box::new(self.compile(operand).0)), Ty::Bool),
             ExprKind::Compare(first, rest) => {
@@ -854,32 +852,36 @@ impl<'a, 's> ExprCompiler<'a, 's> {
         (node, result)
     }
 
-    fn binary(&mut self, span: Span, op: BinOp, left: &Expr, right: &Expr) -> (CExpr, Ty) {
-        let (l, lt) = self.compile(left);
-        let (r, rt) = self.compile(right);
-        let ty = match types::binary(op, &lt, &rt) {
-            Some(ty) => ty,
-            None => {
-                let hint = match (&lt, &rt) {
-                    (Ty::Str, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::Str) => {
-                        Some("convert explicitly with str(...), int(...) or float(...)".to_string())
-                    }
-                    _ => None,
-                };
-                self.type_error(
-                    span,
-                    format!(
-                        "unsupported operand types for `{}`: `{}` and `{}`",
-                        op.symbol(),
-                        lt.name(),
-                        rt.name()
-                    ),
-                    hint,
-                );
-                Ty::Any
-            }
-        };
-        (CExpr::Binary(op, Box::new(l), Box::new(r)), ty)
+    fn binary(&mut self, first: &Expr, rest: &[Operation]) -> (CExpr, Ty) {
+        let (first, mut lt) = self.compile(first);
+        let mut operations = Vec::with_capacity(rest.len());
+        for Operation { op, rhs, span } in rest {
+            let (r, rt) = self.compile(rhs);
+            lt = match types::binary(*op, &lt, &rt) {
+                Some(ty) => ty,
+                None => {
+                    let hint = match (&lt, &rt) {
+                        (Ty::Str, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::Str) => Some(
+                            "convert explicitly with str(...), int(...) or float(...)".to_string(),
+                        ),
+                        _ => None,
+                    };
+                    self.type_error(
+                        *span,
+                        format!(
+                            "unsupported operand types for `{}`: `{}` and `{}`",
+                            op.symbol(),
+                            lt.name(),
+                            rt.name()
+                        ),
+                        hint,
+                    );
+                    Ty::Any
+                }
+            };
+            operations.push((*op, r));
+        }
+        (CExpr::Binary(Box::new(first), operations), lt)
     }
 
     fn index_type(&mut self, span: Span, value: &Ty, index: &Ty) -> Ty {
@@ -1570,10 +1572,15 @@ pub(crate) fn walk(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
         ExprKind::Attr(value, _) | ExprKind::Unary(_, value) | ExprKind::Not(value) => {
             walk(value, f)
         }
-        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) | ExprKind::Logical(_, a, b) => {
+        ExprKind::Index(a, b) => {
             walk(a, f);
             walk(b, f);
         }
+        ExprKind::Binary(first, rest) => {
+            walk(first, f);
+            rest.iter().for_each(|o| walk(&o.rhs, f));
+        }
+        ExprKind::Logical(_, operands) => operands.iter().for_each(|e| walk(e, f)),
         ExprKind::Slice {
             value,
             lower,

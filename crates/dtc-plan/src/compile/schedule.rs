@@ -86,7 +86,7 @@ fn checked(index: usize, check_when: bool) -> ScheduledField {
 /// as the first operand of `and` (which is false whenever its first operand is).
 fn guard(when: &CExpr) -> Option<Guard> {
     match when {
-        CExpr::And(first, _) => guard(first).map(|g| Guard { whole: false, ..g }),
+        CExpr::And(items) => guard(items.first()?).map(|g| Guard { whole: false, ..g }),
         CExpr::Compare(left, rest) => {
             let (CExpr::Load(Slot::SourcePath(path)), [(op, right)]) = (&**left, rest.as_slice())
             else {
@@ -152,10 +152,7 @@ mod tests {
 
     #[test]
     fn guarded_fields_are_found_by_their_string_in_field_order() {
-        let more = CExpr::And(
-            Box::new(path_eq(0, "end")),
-            Box::new(CExpr::Load(Slot::SourcePath(1))),
-        );
+        let more = CExpr::And(vec![path_eq(0, "end"), CExpr::Load(Slot::SourcePath(1))]);
         let fields = [
             field(Some(path_eq(0, "start"))),
             field(None),
@@ -214,7 +211,7 @@ mod tests {
             Box::new(CExpr::Load(Slot::SourcePath(0))),
             vec![(CmpOp::NotEq, CExpr::Const(Value::str("a")))],
         );
-        let or = CExpr::Or(Box::new(path_eq(0, "a")), Box::new(path_eq(0, "b")));
+        let or = CExpr::Or(vec![path_eq(0, "a"), path_eq(0, "b")]);
         for when in [int_eq, field_eq, not_eq, or] {
             assert!(guard(&when).is_none(), "{when:?}");
         }

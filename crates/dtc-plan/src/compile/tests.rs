@@ -400,11 +400,14 @@ fn keyword_arguments_are_placed() {
         "datetime",
         "time - timedelta(days=7, hours=1)",
     )]);
-    let CExpr::Binary(BinOp::Sub, _, delta) = field(only_streaming(&catalog), "vars", "x") else {
+    let CExpr::Binary(_, rest) = field(only_streaming(&catalog), "vars", "x") else {
         panic!("not a subtraction");
     };
+    let [(BinOp::Sub, delta)] = rest.as_slice() else {
+        panic!("not one subtraction: {rest:?}");
+    };
     assert_eq!(
-        **delta,
+        *delta,
         CExpr::Call(
             Builtin::TimeDelta,
             vec![int(7), zero(), zero(), zero(), zero(), int(1), zero()]
@@ -533,6 +536,39 @@ fn type_mismatches_are_reported() {
 }
 
 #[test]
+fn a_type_error_inside_a_chain_points_at_its_operation() {
+    let text = one_field_spec("integer", "1 + 2 + 'a' + 3");
+    let d = single(&[&text], Code::E0406);
+    let start = text.find("1 + 2").unwrap_or(0);
+    assert_eq!(&text[d.span.range()], "1 + 2 + 'a'");
+    assert_eq!(d.span.start, start);
+    assert_eq!(
+        d.message,
+        "unsupported operand types for `+`: `int` and `str`"
+    );
+}
+
+#[test]
+fn long_chains_compile_and_evaluate_without_deep_recursion() {
+    use crate::eval::{Evaluator, testkit::NoScope};
+    use crate::plan::Dialect;
+    let n = 20_000;
+    for (joiner, want) in [
+        (" + ", Value::Int(n)),
+        (" - ", Value::Int(2 - n)),
+        (" * ", Value::Int(1)),
+        (" and ", Value::Int(1)),
+        (" or ", Value::Int(1)),
+    ] {
+        let value = vec!["1"; usize::try_from(n).unwrap_or(0)].join(joiner);
+        let catalog = compiled(&[&one_field_spec("integer", &value)]);
+        let expr = field(only_streaming(&catalog), "vars", "x");
+        let got = Evaluator::new(Dialect::Native).eval(expr, &NoScope);
+        assert_eq!(got, Ok(want), "{joiner:?}");
+    }
+}
+
+#[test]
 fn identity_time_and_dimensions_are_type_checked() {
     let vars =
         "  - Type: Variable\n    Name: vars\n    Fields:\n      - Name: x\n        Value: '1'\n";
@@ -571,9 +607,11 @@ fn comprehension_variables_are_locals() {
         "list",
         "[x + y for x in source.a for y in x if y] + [x for x in [1]]",
     )]);
-    let CExpr::Binary(BinOp::Add, left, right) = field(only_streaming(&catalog), "vars", "x")
-    else {
+    let CExpr::Binary(left, rest) = field(only_streaming(&catalog), "vars", "x") else {
         panic!("not an addition");
+    };
+    let [(BinOp::Add, right)] = rest.as_slice() else {
+        panic!("not one addition: {rest:?}");
     };
     let CExpr::ListComp { elt, generators } = &**left else {
         panic!("not a comprehension");
@@ -581,9 +619,8 @@ fn comprehension_variables_are_locals() {
     assert_eq!(
         **elt,
         CExpr::Binary(
-            BinOp::Add,
             Box::new(CExpr::Local(0)),
-            Box::new(CExpr::Local(1))
+            vec![(BinOp::Add, CExpr::Local(1))]
         )
     );
     assert_eq!((generators[0].first_local, generators[0].targets), (0, 1));
@@ -591,7 +628,7 @@ fn comprehension_variables_are_locals() {
     assert_eq!(generators[1].iter, CExpr::Local(0));
     assert_eq!(generators[1].ifs, vec![CExpr::Local(1)]);
     // The second comprehension starts numbering again: the first one's variables are gone.
-    let CExpr::ListComp { elt, .. } = &**right else {
+    let CExpr::ListComp { elt, .. } = right else {
         panic!("not a comprehension");
     };
     assert_eq!(**elt, CExpr::Local(0));
@@ -642,14 +679,17 @@ fn window_names_bind_to_slots() {
     let catalog = compiled(&[&streaming(SESSION), &win]);
     let plan = &catalog.window[0];
     assert_eq!(plan.anchor_aggregate, 1);
-    let CExpr::And(left, right) = &plan.anchor else {
+    let CExpr::And(operands) = &plan.anchor else {
         panic!("not an `and`");
     };
-    let CExpr::Compare(session, _) = &**left else {
+    let [left, right] = operands.as_slice() else {
+        panic!("not two operands");
+    };
+    let CExpr::Compare(session, _) = left else {
         panic!("not a comparison");
     };
     assert_eq!(**session, CExpr::Load(Slot::Stream { agg: 1, column: 4 }));
-    let CExpr::Compare(user, _) = &**right else {
+    let CExpr::Compare(user, _) = right else {
         panic!("not a comparison");
     };
     assert_eq!(**user, CExpr::Load(Slot::Stream { agg: 0, column: 1 }));
@@ -814,15 +854,18 @@ fn a_window_spec_needs_a_valid_streaming_plan() {
 #[test]
 fn attributes_of_values() {
     let catalog = compiled(&[&one_field_spec("integer", "time.year + source.m.days")]);
-    let CExpr::Binary(_, year, days) = field(only_streaming(&catalog), "vars", "x") else {
+    let CExpr::Binary(year, rest) = field(only_streaming(&catalog), "vars", "x") else {
         panic!("not an addition");
+    };
+    let [(_, days)] = rest.as_slice() else {
+        panic!("not one addition");
     };
     assert_eq!(
         **year,
         CExpr::Attr(Box::new(CExpr::Load(Slot::Time)), Attribute::Year)
     );
     // `source.m.days` is a projected path: source data is addressed by key.
-    assert!(matches!(**days, CExpr::Load(Slot::SourcePath(_))));
+    assert!(matches!(days, CExpr::Load(Slot::SourcePath(_))));
     let catalog = compiled(&[&one_field_spec("string", "{'a': 1}.a")]);
     assert!(matches!(
         field(only_streaming(&catalog), "vars", "x"),
