@@ -1,5 +1,7 @@
 //! YAML node tree → [`Spec`], reporting every problem found on the way.
 
+use std::collections::HashMap;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::{FileId, Span, Spanned};
 use crate::syntax::{
@@ -7,7 +9,7 @@ use crate::syntax::{
     ImportedName, SourceRef, Spec, SpecKind, StoreDecl, StoreKind, WindowType,
 };
 
-use super::expr::parse_scalar_expr;
+use super::expr::{ExprCache, parse_scalar_expr};
 use super::names::{did_you_mean, is_identifier, name_problem};
 use super::yaml::{Node, NodeKind, Scalar};
 
@@ -171,6 +173,7 @@ pub(crate) struct Loader<'t> {
     /// Every store name declared, including stores dropped for other errors, so a bad store
     /// `Type` is not also reported as an unknown store at each use.
     store_names: Vec<String>,
+    exprs: ExprCache,
 }
 
 impl<'t> Loader<'t> {
@@ -180,6 +183,7 @@ impl<'t> Loader<'t> {
             text,
             diagnostics: Vec::new(),
             store_names: Vec::new(),
+            exprs: ExprCache::default(),
         }
     }
 
@@ -308,7 +312,13 @@ impl<'t> Loader<'t> {
 
     fn expr(&mut self, node: &Node, what: &str) -> Option<ExprNode> {
         let s = self.scalar(node, what)?;
-        match parse_scalar_expr(self.text, &s.value, s.content_start, node.span) {
+        match parse_scalar_expr(
+            &mut self.exprs,
+            self.text,
+            &s.value,
+            s.content_start,
+            node.span,
+        ) {
             Ok(expr) => Some(ExprNode {
                 text: s.value.clone(),
                 span: node.span,
@@ -812,12 +822,13 @@ impl<'t> Loader<'t> {
             );
         }
         let mut aggregates: Vec<AggregateDecl> = Vec::new();
+        let mut names: HashMap<String, Span> = HashMap::new();
         for item in items {
             let Some(agg) = self.aggregate(item, spec_kind) else {
                 continue;
             };
-            if let Some(first) = aggregates.iter().find(|a| a.name.value == agg.name.value) {
-                let line = line_of(self.text, first.name.span.start);
+            if let Some(first) = names.get(&agg.name.value) {
+                let line = line_of(self.text, first.start);
                 self.report(
                     self.diag(
                         Code::E0205,
@@ -832,6 +843,7 @@ impl<'t> Loader<'t> {
                 );
                 continue;
             }
+            names.insert(agg.name.value.clone(), agg.name.span);
             aggregates.push(agg);
         }
         aggregates
@@ -1041,18 +1053,19 @@ impl<'t> Loader<'t> {
         };
 
         // Dimension and field names share the aggregate's namespace (`game_stats.session_id`).
-        let mut seen: Vec<&Spanned<String>> = Vec::new();
+        // Indexed, since an aggregate may have thousands of fields.
+        let mut seen: HashMap<&str, Span> = HashMap::new();
         let dims = dimensions.iter().flat_map(|d| d.value.iter());
         for field in dims.chain(fields.value.iter()) {
-            if let Some(first) = seen.iter().find(|s| s.value == field.name.value) {
-                let line = line_of(self.text, first.span.start);
+            if let Some(first) = seen.get(field.name.value.as_str()) {
+                let line = line_of(self.text, first.start);
                 let d = self
                     .diag(Code::E0205, field.name.span, format!("duplicate field name `{}`", field.name.value))
                     .with_label("defined again here")
                     .with_hint(format!("the first `{}` is on line {line}; field and dimension names are unique in an aggregate", field.name.value));
                 self.report(d);
             } else {
-                seen.push(&field.name);
+                seen.insert(&field.name.value, field.name.span);
             }
         }
 

@@ -409,6 +409,65 @@ fn valid_spec_mutation() -> impl Strategy<Value = String> {
     })
 }
 
+/// Every span in `expr` with the text it covers.
+fn spans<'a>(text: &'a str, expr: &crate::ast::Expr, out: &mut Vec<&'a str>) {
+    out.push(&text[expr.span.range()]);
+    if let crate::ast::ExprKind::Compare(first, rest) = &expr.kind {
+        spans(text, first, out);
+        rest.iter().for_each(|(_, e)| spans(text, e, out));
+    }
+}
+
+#[test]
+fn a_repeated_expression_is_placed_at_each_occurrence() {
+    let when = "source.event_id == 'game_start'";
+    let text = STREAMING.replace(
+        "        Value: source.note\n",
+        &format!(
+            "        Value: source.note\n        When: {when}\n      - Name: again\n        When: {when}\n        Value: 1\n"
+        ),
+    );
+    let (spec, diags) = load_spec(FileId(0), &text);
+    assert_eq!(diags, vec![]);
+    let fields = spec
+        .map(|s| s.aggregates[0].fields.value.clone())
+        .unwrap_or_default();
+    let whens: Vec<Vec<&str>> = fields
+        .iter()
+        .filter_map(|f| f.when.as_ref())
+        .map(|w| {
+            let mut out = Vec::new();
+            spans(&text, &w.expr, &mut out);
+            out
+        })
+        .collect();
+    let expected = vec![when, "source.event_id", "'game_start'"];
+    assert_eq!(whens.len(), 3);
+    assert!(whens.iter().all(|w| *w == expected), "{whens:?}");
+    let starts: Vec<usize> = fields
+        .iter()
+        .filter_map(|f| f.when.as_ref())
+        .map(|w| w.expr.span.start)
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+    // A repeated error is reported at each occurrence.
+    let text = text.replace(when, "source.x +");
+    let (_, diags) = load_spec(FileId(0), &text);
+    let errors: Vec<usize> = diags
+        .iter()
+        .filter(|d| d.code == Code::E0400)
+        .map(|d| d.span.start)
+        .collect();
+    assert_eq!(errors.len(), 3, "{diags:?}");
+    assert!(errors.windows(2).all(|w| w[0] < w[1]), "{errors:?}");
+    for d in diags.iter().filter(|d| d.code == Code::E0400) {
+        assert_eq!(
+            &text[d.span.start - "source.x +".len()..d.span.start],
+            "source.x +"
+        );
+    }
+}
+
 proptest! {
     #[test]
     fn load_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {

@@ -27,17 +27,65 @@ pub(crate) struct AggInfo {
     pub name: String,
     pub kind: AggregateKind,
     pub layout: AggregateLayout,
+    /// Column ids by name: a spec may have thousands of fields, each read by name several
+    /// times, so finding one must not scan the layout.
+    by_name: HashMap<String, ColumnId>,
 }
 
 impl AggInfo {
-    fn column(&self, name: &str) -> Option<(ColumnId, Ty)> {
-        let id = self.layout.column(name)?;
+    pub(crate) fn new(name: String, kind: AggregateKind, layout: AggregateLayout) -> Self {
+        let mut by_name = HashMap::with_capacity(layout.columns.len());
+        for (i, column) in layout.columns.iter().enumerate() {
+            // The first of two same-named columns, as a scan would find (the duplicate is
+            // reported by the loader).
+            by_name.entry(column.name.clone()).or_insert(index_u16(i));
+        }
+        AggInfo {
+            name,
+            kind,
+            layout,
+            by_name,
+        }
+    }
+
+    pub(crate) fn column(&self, name: &str) -> Option<(ColumnId, Ty)> {
+        let id = *self.by_name.get(name)?;
         let column = self.layout.columns.get(usize::from(id))?;
         Some((id, Ty::of_field(column.ty)))
     }
 
     fn column_names(&self) -> impl Iterator<Item = &str> {
         self.layout.columns.iter().map(|c| c.name.as_str())
+    }
+}
+
+/// The aggregates of one spec in spec order, also found by name without a scan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AggTable {
+    infos: Vec<AggInfo>,
+    by_name: HashMap<String, usize>,
+}
+
+impl AggTable {
+    pub(crate) fn new(infos: Vec<AggInfo>) -> Self {
+        let mut by_name = HashMap::with_capacity(infos.len());
+        for (i, info) in infos.iter().enumerate() {
+            by_name.entry(info.name.clone()).or_insert(i);
+        }
+        AggTable { infos, by_name }
+    }
+
+    /// The index of the aggregate named `name`.
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+}
+
+impl std::ops::Deref for AggTable {
+    type Target = [AggInfo];
+
+    fn deref(&self) -> &[AggInfo] {
+        &self.infos
     }
 }
 
@@ -56,15 +104,15 @@ pub(crate) enum StreamPart {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Env<'a> {
     Streaming {
-        aggs: &'a [AggInfo],
+        aggs: &'a AggTable,
         part: StreamPart,
     },
     Window {
         /// The `SourceBTS` streaming spec's name and aggregates.
         stream_name: &'a str,
-        stream: &'a [AggInfo],
+        stream: &'a AggTable,
         anchor: AggId,
-        aggs: &'a [AggInfo],
+        aggs: &'a AggTable,
         /// The window/variable aggregate being compiled; `None` in `Anchor.Condition`.
         current: Option<usize>,
         /// Inside a Window aggregate: its `Source` aggregate.
@@ -80,7 +128,7 @@ pub(crate) struct Sink {
     pub paths: IndexSet<SourcePath>,
     pub whole_source: bool,
     /// Window: source columns read by the current Window aggregate.
-    pub used_columns: Vec<ColumnId>,
+    pub used_columns: IndexSet<ColumnId>,
 }
 
 /// What a name (or a dotted prefix) stands for before it becomes a value.
@@ -380,7 +428,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                     }
                     _ => {}
                 }
-                if let Some(i) = aggs.iter().position(|a| a.name == name) {
+                if let Some(i) = aggs.position(name) {
                     return Lookup::Found(match part {
                         StreamPart::Aggregate(current) if i <= current => Item::Agg(i),
                         StreamPart::Aggregate(current) => {
@@ -456,7 +504,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                 if name == stream_name {
                     return Lookup::Found(Item::Stream);
                 }
-                if let Some(i) = aggs.iter().position(|a| a.name == name) {
+                if let Some(i) = aggs.position(name) {
                     return Lookup::Found(match current {
                         Some(current) if i <= current => Item::Agg(i),
                         Some(current) => {
@@ -574,9 +622,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                 };
                 match agg.column(name) {
                     Some((column, ty)) if window => {
-                        if !self.sink.used_columns.contains(&column) {
-                            self.sink.used_columns.push(column);
-                        }
+                        self.sink.used_columns.insert(column);
                         Item::Value(CExpr::Load(Slot::WindowSource { column }), Ty::list(ty))
                     }
                     Some((column, ty)) => Item::Value(CExpr::Load(Slot::Anchor { column }), ty),
@@ -673,7 +719,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
             return Item::Error;
         };
         let name = attr.name.as_str();
-        let Some(i) = stream.iter().position(|a| a.name == name) else {
+        let Some(i) = stream.position(name) else {
             let hint = did_you_mean(name, stream.iter().map(|a| a.name.as_str()));
             self.error(
                 Code::E0401,

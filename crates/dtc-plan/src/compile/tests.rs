@@ -900,3 +900,67 @@ fn paths_read_only_at_admission_are_not_read_by_aggregates() {
         assert_eq!(read_by_aggregates(used), Some(true), "{used:?}");
     }
 }
+
+/// A streaming spec of `aggregates` Block aggregates with `fields` fields each (every field
+/// guarded by an event type of its own and reading fields of its aggregate by name), and a
+/// window spec reading every field of the first one.
+fn large_specs(aggregates: usize, fields: usize) -> (String, String) {
+    let mut streaming = String::from(
+        "Type: Streaming\nVersion: '2026-11-01'\nName: games\nIdentity: source.user_id\n\
+         Time: parse_time(source.event_time)\nAggregates:\n",
+    );
+    for a in 0..aggregates {
+        streaming.push_str(&format!(
+            "  - Type: Block\n    Name: agg{a}\n    Dimensions:\n      - Name: session_id\n        \
+             Value: source.session_id\n    Fields:\n"
+        ));
+        for f in 0..fields {
+            streaming.push_str(&format!(
+                "      - Name: f{f}\n        Type: integer\n        When: source.event_id == 'e{f}'\n        \
+                 Value: agg{a}.f{f} + agg{a}.f{}\n",
+                f / 2
+            ));
+        }
+    }
+    let mut window = String::from(
+        "Type: Window\nVersion: '2026-11-01'\nName: rows\nSourceDTC: games\nAnchor:\n  \
+         Condition: games.agg0.f0 > 0\nAggregates:\n  - Type: Window\n    Name: before\n    \
+         WindowType: count\n    WindowValue: -3\n    Source: games.agg0\n    Fields:\n",
+    );
+    for f in 0..fields {
+        window.push_str(&format!(
+            "      - Name: f{f}\n        Type: integer\n        Value: sum(source.f{f})\n"
+        ));
+    }
+    (streaming, window)
+}
+
+/// The shortest of `runs` runs of loading and compiling `texts`, in seconds.
+fn validation_seconds(texts: &[&str], runs: usize) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let (catalog, diags) = run(texts);
+            assert!(diags.is_empty(), "{diags:#?}");
+            assert_eq!(catalog.window.len(), 1);
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// A spec with 16 times as many fields must take about 16 times as long to validate, not
+/// 256: no part of loading and compiling may scan all fields once per field. Measured as a
+/// ratio, so the machine's speed does not matter. (It is about 17; bringing back one of the
+/// scans this replaced, the column lookup by name, makes it about 30.)
+#[test]
+fn validation_time_grows_linearly_with_the_number_of_fields() {
+    let (small_s, small_w) = large_specs(1, 500);
+    let (large_s, large_w) = large_specs(1, 8_000);
+    let small = validation_seconds(&[&small_s, &small_w], 3);
+    let large = validation_seconds(&[&large_s, &large_w], 2);
+    let ratio = large / small;
+    assert!(
+        ratio < 24.0,
+        "500 fields: {small:.3} s, 8000 fields: {large:.3} s ({ratio:.1} times)"
+    );
+}
