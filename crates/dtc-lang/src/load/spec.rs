@@ -104,6 +104,37 @@ fn known_versions() -> String {
     )
 }
 
+/// Every place a key can be written, for the hint on a key written in the wrong one: a
+/// `Max` at the top level belongs under `Anchor`.
+const KEY_PLACES: &[(&str, &[&str])] = &[
+    ("at the top level of a spec", SPEC_KEYS),
+    ("under `Anchor`", ANCHOR_KEYS),
+    ("in an aggregate (an entry of `Aggregates`)", AGGREGATE_KEYS),
+    (
+        "in a field (an entry of `Fields` or `Dimensions`)",
+        FIELD_KEYS,
+    ),
+    ("in a store (an entry of `Stores`)", STORE_KEYS),
+    ("in an import (an entry of `Import`)", IMPORT_KEYS),
+];
+
+/// "`Max` belongs under `Anchor`" when `key` is a key of other places than the one it was
+/// written in.
+fn belongs_elsewhere(key: &str) -> Option<String> {
+    let places: Vec<&str> = KEY_PLACES
+        .iter()
+        .filter(|(_, keys)| keys.contains(&key))
+        .map(|(place, _)| *place)
+        .collect();
+    let (last, others) = places.split_last()?;
+    let places = if others.is_empty() {
+        (*last).to_string()
+    } else {
+        format!("{} or {last}", others.join(", "))
+    };
+    Some(format!("`{key}` belongs {places}; check its indentation"))
+}
+
 /// Keys allowed on an aggregate of `kind`.
 fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
     match kind {
@@ -239,16 +270,20 @@ impl<'t> Loader<'t> {
                         .with_label("not allowed here"),
                 );
             } else {
-                let mut d = self
-                    .diag(
-                        Code::E0200,
-                        key.span,
-                        format!("unknown key `{}` in {what}", k.value),
-                    )
-                    .with_label("unknown key");
-                if let Some(hint) = did_you_mean(&k.value, allowed.iter().copied()) {
-                    d = d.with_hint(hint);
-                }
+                let d = self.diag(
+                    Code::E0200,
+                    key.span,
+                    format!("unknown key `{}` in {what}", k.value),
+                );
+                // A key of another place was most likely written at the wrong indentation; a
+                // near miss of a key of this place, misspelt.
+                let d = match belongs_elsewhere(&k.value) {
+                    Some(hint) => d.with_label("not a key of this mapping").with_hint(hint),
+                    None => match did_you_mean(&k.value, allowed.iter().copied()) {
+                        Some(hint) => d.with_label("unknown key").with_hint(hint),
+                        None => d.with_label("unknown key"),
+                    },
+                };
                 self.report(d);
             }
         }

@@ -195,6 +195,33 @@ fn unknown_key_suggests_the_closest() {
 }
 
 #[test]
+fn a_key_of_another_place_says_where_it_belongs() {
+    let text = WINDOW.replace("  Max: 1\n", "Max: 1\n");
+    let d = first(&text, Code::E0200);
+    assert_eq!(at(&text, &d), "Max");
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("`Max` belongs under `Anchor`; check its indentation")
+    );
+    let text = WINDOW.replace("    Fields:\n", "    Value: 1\n    Fields:\n");
+    let d = first(&text, Code::E0200);
+    assert_eq!(
+        d.hint.as_deref(),
+        Some(
+            "`Value` belongs in a field (an entry of `Fields` or `Dimensions`); check its indentation"
+        )
+    );
+    // A key of several places names them all.
+    let text = WINDOW.replace("  Max: 1\n", "  Max: 1\n  Name: x\n");
+    let d = first(&text, Code::E0200);
+    let hint = d.hint.unwrap_or_default();
+    assert!(
+        hint.starts_with("`Name` belongs at the top level of a spec, in an aggregate"),
+        "{hint}"
+    );
+}
+
+#[test]
 fn missing_required_keys_point_at_the_mapping() {
     let text = WINDOW.replace("        Value: sum(source.purchase_amount)\n", "");
     let d = first(&text, Code::E0201);
