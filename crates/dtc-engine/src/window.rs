@@ -70,7 +70,9 @@ impl<'a> IdentityView<'a> {
                         view.identity_records[agg] = Some(columns);
                     }
                 }
-                StreamAggregateKind::Block | StreamAggregateKind::Activity { .. } => {
+                StreamAggregateKind::Block
+                | StreamAggregateKind::SplitBlock { .. }
+                | StreamAggregateKind::Activity { .. } => {
                     if let Some(Value::DateTime(start)) =
                         start_cols[agg].and_then(|c| columns.get(c))
                     {

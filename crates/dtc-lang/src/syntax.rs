@@ -114,8 +114,10 @@ pub struct AggregateDecl {
     pub name: Spanned<String>,
     pub when: Option<ExprNode>,
     pub store: Option<Spanned<String>>,
-    /// Identity (optional) and Block (required) aggregates.
+    /// Identity (optional) and Block aggregates; a Block has these or `split`.
     pub dimensions: Option<Spanned<Vec<FieldDecl>>>,
+    /// Block aggregates: a new block starts when this is true for an event.
+    pub split: Option<ExprNode>,
     /// Activity aggregates.
     pub separate_by_inactive_seconds: Option<Spanned<i64>>,
     /// Window aggregates.

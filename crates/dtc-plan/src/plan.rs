@@ -341,8 +341,16 @@ pub struct FieldPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamAggregateKind {
     Identity,
+    /// A Block aggregate with `Dimensions`: one block per dimension values.
     Block,
-    Activity { separate_by_inactive_seconds: i64 },
+    /// A Block aggregate with `Split`: a new block starts when `split` is true for an event
+    /// (docs/language.md, section 2).
+    SplitBlock {
+        split: CExpr,
+    },
+    Activity {
+        separate_by_inactive_seconds: i64,
+    },
     Variable,
 }
 

@@ -58,6 +58,7 @@ const AGGREGATE_KEYS: &[&str] = &[
     "When",
     "Store",
     "Dimensions",
+    "Split",
     "SeparateByInactiveSeconds",
     "WindowType",
     "WindowValue",
@@ -138,9 +139,16 @@ fn belongs_elsewhere(key: &str) -> Option<String> {
 /// Keys allowed on an aggregate of `kind`.
 fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
     match kind {
-        AggregateKind::Identity | AggregateKind::Block => {
-            &["Type", "Name", "When", "Store", "Dimensions", "Fields"]
-        }
+        AggregateKind::Identity => &["Type", "Name", "When", "Store", "Dimensions", "Fields"],
+        AggregateKind::Block => &[
+            "Type",
+            "Name",
+            "When",
+            "Store",
+            "Dimensions",
+            "Split",
+            "Fields",
+        ],
         AggregateKind::Activity => &[
             "Type",
             "Name",
@@ -956,6 +964,7 @@ impl<'t> Loader<'t> {
         let note = |key: &str| {
             let owners = match key {
                 "Dimensions" => "Identity and Block aggregates",
+                "Split" => "Block aggregates",
                 "SeparateByInactiveSeconds" => "Activity aggregates",
                 "WindowType" | "WindowValue" | "Source" => "Window aggregates",
                 "Store" => "Identity, Block and Activity aggregates",
@@ -992,6 +1001,11 @@ impl<'t> Loader<'t> {
             None
         };
 
+        let split = if allows("Split") {
+            entries.get("Split").and_then(|n| self.expr(n, "Split"))
+        } else {
+            None
+        };
         let mut dimensions = None;
         if allows("Dimensions") {
             match entries.get("Dimensions") {
@@ -1011,15 +1025,33 @@ impl<'t> Loader<'t> {
                     }
                     dimensions = dims.map(|d| Spanned::new(d, n.span));
                 }
-                None if kind_value == Some(AggregateKind::Block) => {
+                None if kind_value == Some(AggregateKind::Block)
+                    && entries.get("Split").is_none() =>
+                {
                     self.report(
-                        self.diag(Code::E0302, entries.anchor, "a Block aggregate needs `Dimensions`")
-                            .with_label("Block aggregate without `Dimensions`")
-                            .with_hint("events with the same dimension values (e.g. a session id) form one block; for blocks split by inactivity use an Activity aggregate"),
+                        self.diag(Code::E0302, entries.anchor, "a Block aggregate needs `Dimensions` or `Split`")
+                            .with_label("Block aggregate without `Dimensions` or `Split`")
+                            .with_hint("events with the same dimension values (e.g. a session id) form one block; with `Split: <condition>` a block ends when the condition is true for an event; for blocks split by inactivity use an Activity aggregate"),
                     );
                 }
                 None => {}
             }
+        }
+        if let (Some(split), Some(dims)) = (entries.get("Split"), entries.get("Dimensions"))
+            && kind_value == Some(AggregateKind::Block)
+        {
+            let line = line_of(self.text, dims.span.start);
+            self.report(
+                self.diag(
+                    Code::E0313,
+                    split.span,
+                    "a Block aggregate takes `Dimensions` or `Split`, not both",
+                )
+                .with_label("`Split` beside `Dimensions`")
+                .with_hint(format!(
+                    "`Dimensions` (line {line}) gathers the events with the same values into one block, wherever they are; `Split` starts a new block when its condition is true; keep one"
+                )),
+            );
         }
 
         let mut separate_by_inactive_seconds = None;
@@ -1110,6 +1142,7 @@ impl<'t> Loader<'t> {
             when,
             store,
             dimensions,
+            split,
             separate_by_inactive_seconds,
             window_type,
             window_value,

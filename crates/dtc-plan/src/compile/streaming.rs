@@ -246,10 +246,31 @@ pub(crate) fn compile(
             None => Vec::new(),
         };
         let fields = c.fields(env, info, &decl.fields.value);
+        let split = decl.split.as_ref().map(|node| {
+            let (split, ty) = c.expr(env, node);
+            if !matches!(ty, Ty::Bool | Ty::Any) {
+                c.diag(
+                    Diagnostic::new(
+                        Code::E0314,
+                        c.file,
+                        node.expr.span,
+                        format!("`Split` must be a boolean, but its type is `{}`", ty.name()),
+                    )
+                    .with_label(format!("type `{}`", ty.name()))
+                    .with_hint(format!(
+                        "a block ends when `Split` is true: compare, e.g. `source.session_id != {name}.session_id`"
+                    )),
+                );
+            }
+            split
+        });
         let kind =
             match decl.kind.value {
                 AggregateKind::Identity => Some(StreamAggregateKind::Identity),
-                AggregateKind::Block => Some(StreamAggregateKind::Block),
+                AggregateKind::Block => Some(match split {
+                    Some(split) => StreamAggregateKind::SplitBlock { split },
+                    None => StreamAggregateKind::Block,
+                }),
                 AggregateKind::Activity => decl.separate_by_inactive_seconds.as_ref().map(|s| {
                     StreamAggregateKind::Activity {
                         separate_by_inactive_seconds: s.value,
