@@ -351,7 +351,7 @@ impl WindowOperator {
         let plan = self.plan.clone();
         let mut rows: Vec<Vec<Value>> = Vec::with_capacity(plan.aggregates.len());
         let mut lists: Vec<Value> = Vec::new();
-        let null_on_error = plan.dialect == Dialect::Native;
+        let native = plan.dialect == Dialect::Native;
         for (wi, agg) in plan.aggregates.iter().enumerate() {
             lists.clear();
             if let WindowAggregateKind::Window {
@@ -413,9 +413,12 @@ impl WindowOperator {
                     {
                         continue;
                     }
-                    self.evaluator
-                        .eval(&f.value, &scope)
-                        .and_then(|v| convert(v, f.ty, plan.dialect))
+                    // A native row's columns are nullable: a null value (`last(...)` of an
+                    // empty window) is the field's value, not a failed conversion.
+                    self.evaluator.eval(&f.value, &scope).and_then(|v| match v {
+                        Value::Null if native => Ok(v),
+                        v => convert(v, f.ty, plan.dialect),
+                    })
                 };
                 let Some(slot) = rows
                     .last_mut()
@@ -427,7 +430,7 @@ impl WindowOperator {
                     Ok(v) => *slot = v,
                     Err(e) => {
                         self.errors.record(f.error_id, || e.to_string());
-                        if null_on_error {
+                        if native {
                             *slot = Value::Null;
                         }
                     }

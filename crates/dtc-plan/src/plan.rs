@@ -192,6 +192,7 @@ pub enum Attribute {
 /// - `Round`: (x) or (x, ndigits)
 /// - `Range`: 1 to 3 ints; `Min`/`Max`: one iterable or 2+ values
 /// - `Sorted`: (iterable) or (iterable, reverse: bool); `Enumerate`: (iterable) or (iterable, start)
+/// - `First` / `Last`: (iterable) or (iterable, default)
 /// - `ParseTime`: (s) or (s, strftime format); `Strptime`: (s, fmt)
 /// - `FromTimestamp`: (seconds) — a timezone argument is accepted and dropped by the resolver
 /// - `TimeDelta`: exactly 7 args in Python's order
@@ -222,6 +223,8 @@ pub enum Builtin {
     Zip,
     Range,
     Enumerate,
+    First,
+    Last,
     ParseTime,
     Strptime,
     FromTimestamp,

@@ -1339,6 +1339,13 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                     _ => Ty::Tuple,
                 }
             }
+            Builtin::First | Builtin::Last => {
+                let elem = self.iter_elem(first_span, &first);
+                match args.get(1) {
+                    Some((default, _)) => elem.join(default.clone()),
+                    None => elem,
+                }
+            }
             Builtin::Zip | Builtin::Enumerate => {
                 let iterables = if sig.builtin == Builtin::Zip {
                     args.len()

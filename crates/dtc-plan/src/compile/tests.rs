@@ -536,6 +536,19 @@ fn type_mismatches_are_reported() {
 }
 
 #[test]
+fn first_and_last_have_the_element_type() {
+    compiled(&[&one_field_spec("integer", "last([1, 2])")]);
+    compiled(&[&one_field_spec("integer", "first(source.xs, default=0)")]);
+    let d = single(&[&one_field_spec("integer", "last(['a'])")], Code::E0406);
+    assert!(d.message.contains("type `str`"), "{}", d.message);
+    single(&[&one_field_spec("integer", "first(5)")], Code::E0406);
+    single(
+        &[&one_field_spec("integer", "last([1], 2, 3)")],
+        Code::E0405,
+    );
+}
+
+#[test]
 fn a_type_error_inside_a_chain_points_at_its_operation() {
     let text = one_field_spec("integer", "1 + 2 + 'a' + 3");
     let d = single(&[&text], Code::E0406);
