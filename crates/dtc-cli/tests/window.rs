@@ -1,4 +1,4 @@
-//! Window runs of `dtc transform` (contract sections 5 and 9).
+//! Window runs of `dtc transform` (docs/language.md sections 11 and 15).
 //!
 //! Golden cases: every directory under `tests/window/` holds `streaming.yml`, `window.yml`
 //! (whose leading comment says what the case demonstrates and the expected values),

@@ -1,4 +1,4 @@
-//! The streaming operator: applies one event to one identity's state (contract section 3).
+//! The streaming operator: applies one event to one identity's state (docs/language.md sections 3 and 4).
 //!
 //! It is incremental on purpose: a batch run sorts each identity's events and calls
 //! [`StreamingOperator::apply`] for each; a live consumer calls it as events arrive.
@@ -644,7 +644,7 @@ impl Runtime {
             return i;
         }
         // A late event, applied by a later run than the block it falls in, updates that
-        // persisted block (contract section 7) instead of opening an overlapping one: the
+        // persisted block (docs/language.md section 13) instead of opening an overlapping one: the
         // latest block starting at or before the event, if the event is within its gap.
         let late = a
             .records

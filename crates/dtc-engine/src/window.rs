@@ -1,4 +1,4 @@
-//! The window operator: anchors and windows over one identity's blocks (contract section 5).
+//! The window operator: anchors and windows over one identity's blocks (docs/language.md section 11).
 //!
 //! Blocks of each aggregate are sorted once by (`_start_time`, first event); a window is then a
 //! contiguous range found by binary search, so an identity costs
@@ -488,7 +488,7 @@ mod tests {
         WindowCursor::default().range(blocks, t, window_type, value)
     }
 
-    /// The window by its definition (contract section 5), block by block: what the cursor's
+    /// The window by its definition (docs/language.md section 11), block by block: what the cursor's
     /// bounds must find.
     fn window_by_definition(
         blocks: &[BlockRef<'_>],

@@ -1,4 +1,4 @@
-//! Syntax tree of the expression language (contract section 4.1).
+//! Syntax tree of the expression language (docs/language.md section 5).
 //!
 //! The parser produces these nodes; the resolver in `dtc-plan` turns them into slots. Every node
 //! carries a [`Span`] of byte offsets into the spec file, so later stages can point at the exact

@@ -14,7 +14,7 @@ pub enum SpecKind {
     Window,
 }
 
-/// Which semantics a spec asked for through its `Version` (contract section 9).
+/// Which semantics a spec asked for through its `Version` (docs/language.md section 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// `'2018-03-01'` / `'2018-03-07'`: reproduce Blurr's behaviour.

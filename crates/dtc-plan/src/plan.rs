@@ -186,7 +186,8 @@ pub enum Attribute {
     Key(Arc<str>),
 }
 
-/// Built-in functions (contract 4.3) and the Python imports they stand for (4.6).
+/// Built-in functions (docs/language.md section 7.1) and the Python imports they stand for
+/// (section 8).
 ///
 /// Argument conventions, after the resolver placed keyword arguments:
 /// - `Round`: (x) or (x, ndigits)
@@ -240,7 +241,7 @@ pub enum Builtin {
     MathPow,
 }
 
-/// Methods on runtime values (contract 4.3).
+/// Methods on runtime values (docs/language.md section 7.2).
 ///
 /// Argument counts the resolver lets through (no keyword arguments): `Split` 0–2, `Strip` /
 /// `LStrip` / `RStrip` 0–1, `Replace` 2–3, `Find` 1–3, `Get` 1–2, `Union` any; `StartsWith`,
@@ -347,7 +348,7 @@ pub enum StreamAggregateKind {
     /// A Block aggregate with `Dimensions`: one block per dimension values.
     Block,
     /// A Block aggregate with `Split`: a new block starts when `split` is true for an event
-    /// (docs/language.md, section 2).
+    /// (docs/language.md section 3.3).
     SplitBlock {
         split: CExpr,
     },

@@ -100,7 +100,7 @@ pub(crate) enum StreamPart {
     Aggregate(usize),
 }
 
-/// The names in scope for one expression (contract 4.2).
+/// The names in scope for one expression (docs/language.md section 6).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Env<'a> {
     Streaming {

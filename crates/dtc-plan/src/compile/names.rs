@@ -1,4 +1,5 @@
-//! Built-in functions (contract 4.3) and the Python imports they stand for (4.6).
+//! Built-in functions (docs/language.md section 7.1) and the Python imports they stand for
+//! (section 8).
 
 use std::collections::HashMap;
 

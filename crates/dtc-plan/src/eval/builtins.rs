@@ -1,4 +1,4 @@
-//! Built-in functions (contract 4.3). Argument conventions are those of [`Builtin`].
+//! Built-in functions (docs/language.md section 7.1). Argument conventions are those of [`Builtin`].
 
 use std::sync::Arc;
 

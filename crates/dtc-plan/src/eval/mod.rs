@@ -1,4 +1,4 @@
-//! Evaluation of compiled expressions (contract sections 4.3–4.5 and 9).
+//! Evaluation of compiled expressions (docs/language.md sections 7, 10 and 15).
 //!
 //! Semantics follow Python 3 as Blurr ran it; where Python has no answer (bounded integers,
 //! nulls) the rules are:
