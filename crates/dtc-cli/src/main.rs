@@ -31,6 +31,11 @@ enum Command {
     Transform(cmd::transform::TransformArgs),
     /// Print an identity's stored records as JSON lines, for debugging.
     Blocks(cmd::blocks::BlocksArgs),
+    /// Print the JSON Schema of the spec format, for editors' YAML plugins (completion, hover).
+    ///
+    /// Point a spec at a saved copy with a first line
+    /// `# yaml-language-server: $schema=<path to the schema file>`.
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -39,5 +44,6 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Transform(args) => cmd::transform::run(args),
         Command::Blocks(args) => cmd::blocks::run(args),
+        Command::Schema => cmd::schema::run(),
     }
 }

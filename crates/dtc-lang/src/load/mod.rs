@@ -5,10 +5,12 @@
 
 mod expr;
 mod names;
+mod schema;
 mod source_map;
 mod spec;
 mod yaml;
 
+pub use schema::json_schema;
 pub use source_map::{SourceFile, SourceMap};
 
 use crate::diagnostic::{Code, Diagnostic};

@@ -13,7 +13,7 @@ use super::expr::{ExprCache, parse_scalar_expr};
 use super::names::{did_you_mean, is_identifier, name_problem};
 use super::yaml::{Node, NodeKind, Scalar};
 
-const SPEC_KEYS: &[&str] = &[
+pub(super) const SPEC_KEYS: &[&str] = &[
     "Type",
     "Version",
     "Name",
@@ -28,7 +28,7 @@ const SPEC_KEYS: &[&str] = &[
     "SourceDTC",
     "Anchor",
 ];
-const STREAMING_KEYS: &[&str] = &[
+pub(super) const STREAMING_KEYS: &[&str] = &[
     "Type",
     "Version",
     "Name",
@@ -40,7 +40,7 @@ const STREAMING_KEYS: &[&str] = &[
     "Import",
     "Aggregates",
 ];
-const WINDOW_KEYS: &[&str] = &[
+pub(super) const WINDOW_KEYS: &[&str] = &[
     "Type",
     "Version",
     "Name",
@@ -52,7 +52,7 @@ const WINDOW_KEYS: &[&str] = &[
     "SourceDTC",
     "Anchor",
 ];
-const AGGREGATE_KEYS: &[&str] = &[
+pub(super) const AGGREGATE_KEYS: &[&str] = &[
     "Type",
     "Name",
     "When",
@@ -65,9 +65,9 @@ const AGGREGATE_KEYS: &[&str] = &[
     "Source",
     "Fields",
 ];
-const FIELD_KEYS: &[&str] = &["Name", "Type", "Value", "When"];
-const DIMENSION_KEYS: &[&str] = &["Name", "Type", "Value"];
-const STORE_KEYS: &[&str] = &[
+pub(super) const FIELD_KEYS: &[&str] = &["Name", "Type", "Value", "When"];
+pub(super) const DIMENSION_KEYS: &[&str] = &["Name", "Type", "Value"];
+pub(super) const STORE_KEYS: &[&str] = &[
     "Type",
     "Name",
     "Table",
@@ -75,14 +75,14 @@ const STORE_KEYS: &[&str] = &[
     "WriteCapacityUnits",
     "Retention",
 ];
-const IMPORT_KEYS: &[&str] = &["Module", "Identifiers"];
-const ANCHOR_KEYS: &[&str] = &["Condition", "Max"];
-const FIELD_TYPES: &[&str] = &[
+pub(super) const IMPORT_KEYS: &[&str] = &["Module", "Identifiers"];
+pub(super) const ANCHOR_KEYS: &[&str] = &["Condition", "Max"];
+pub(super) const FIELD_TYPES: &[&str] = &[
     "integer", "float", "boolean", "string", "datetime", "map", "list", "set",
 ];
 /// The format versions this build implements, each with the semantics it selects. Closed: a
 /// spec written for a later format must not run with an older format's semantics.
-const VERSIONS: &[(&str, Dialect)] = &[
+pub(super) const VERSIONS: &[(&str, Dialect)] = &[
     ("2018-03-01", Dialect::Blurr),
     ("2018-03-07", Dialect::Blurr),
     ("2026-11-01", Dialect::Native),
@@ -137,7 +137,7 @@ fn belongs_elsewhere(key: &str) -> Option<String> {
 }
 
 /// Keys allowed on an aggregate of `kind`.
-fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
+pub(super) fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
     match kind {
         AggregateKind::Identity => &["Type", "Name", "When", "Store", "Dimensions", "Fields"],
         AggregateKind::Block => &[
