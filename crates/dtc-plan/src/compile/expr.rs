@@ -12,9 +12,9 @@ use dtc_lang::span::{FileId, Span};
 use dtc_lang::syntax::AggregateKind;
 use indexmap::IndexSet;
 
-use super::hint::did_you_mean;
 use super::names::{self, Bound, Callable, Signature};
 use super::types::{self, Ty};
+use crate::hint::did_you_mean;
 use crate::plan::{
     AggId, AggregateLayout, Attribute, Builtin, CExpr, CGenerator, ColumnId, Method, Slot,
     SourcePath,

@@ -6,7 +6,6 @@
 //! load time (section 9).
 
 mod expr;
-mod hint;
 mod names;
 mod schedule;
 mod streaming;

@@ -7,8 +7,8 @@ use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::span::FileId;
 use dtc_lang::syntax::ImportDecl;
 
-use super::hint::did_you_mean;
 use super::types::Ty;
+use crate::hint::did_you_mean;
 use crate::plan::Builtin;
 use crate::value::Value;
 

@@ -8,8 +8,8 @@ use dtc_lang::span::{FileId, Span};
 use dtc_lang::syntax::{AggregateKind, Spec};
 
 use super::expr::{AggInfo, AggTable, Env, walk};
-use super::hint::did_you_mean;
 use super::streaming::{self, SpecCompiler};
+use crate::hint::did_you_mean;
 use crate::plan::{
     AggId, AggregateLayout, Column, ColumnRole, StreamingPlan, WindowAggregate,
     WindowAggregateKind, WindowPlan,
