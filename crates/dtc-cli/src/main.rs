@@ -42,6 +42,11 @@ enum Command {
     Blocks(cmd::blocks::BlocksArgs),
     /// Serve window features over HTTP: an identity's features now, equal to its training rows.
     Serve(cmd::serve::ServeArgs),
+    /// Print the JSON Schema of the spec format, for editors' YAML plugins (completion, hover).
+    ///
+    /// Point a spec at a saved copy with a first line
+    /// `# yaml-language-server: $schema=<path to the schema file>`.
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         Command::Transform(args) => cmd::transform::run(args, cli.verbose),
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
         Command::Serve(args) => cmd::serve::run(args, cli.verbose),
+        Command::Schema => cmd::schema::run(),
     };
     if cli.count_failpoints {
         eprintln!("failpoints hit: {}", dtc_failpoint::hits());

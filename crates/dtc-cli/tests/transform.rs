@@ -314,7 +314,7 @@ fn blocks(dir: &Path, store: &str, identity: &str) -> String {
 
 /// The embedded store keeps what a run wrote: reopened by `dtc blocks`, it holds the records
 /// the memory run printed. A second run over the same file into the same store applies
-/// nothing: the store's per-file checkpoint says every line was applied (contract section 7,
+/// nothing: the store's per-file checkpoint says every line was applied (docs/language.md section 13,
 /// re-delivery must not apply events twice).
 #[test]
 fn embedded_store_reopens_and_a_second_run_does_not_double_count() {

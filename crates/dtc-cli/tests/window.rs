@@ -1,4 +1,4 @@
-//! Window runs of `dtc transform` (contract sections 5 and 9).
+//! Window runs of `dtc transform` (docs/language.md sections 11 and 15).
 //!
 //! Golden cases: every directory under `tests/window/` holds `streaming.yml`, `window.yml`
 //! (whose leading comment says what the case demonstrates and the expected values),
@@ -270,6 +270,11 @@ fn parquet_output_reads_back_as_the_jsonl_rows_with_typed_columns() {
         &offer_ai_events(),
     );
     let expected: Vec<(String, DataType)> = [
+        ("user.country", DataType::Utf8),
+        ("user.facebook_connected", DataType::Boolean),
+        ("offer.offer_type", DataType::Utf8),
+        ("offer.offer_price", DataType::Float64),
+        ("offer.offer_purchased", DataType::Boolean),
         ("last_session.games_played", DataType::Int64),
         ("last_session.win_ratio", DataType::Float64),
         ("prev_week.purchase_amount", DataType::Float64),
@@ -431,4 +436,60 @@ fn blurr_offer_ai_rows_equal_the_duckdb_baseline() {
         &offer_ai_events(),
     );
     assert_eq!(actual, expected);
+}
+
+/// The README's first command: the native offer-ai rows carry the model's whole feature set
+/// (profile, action, outcome, history, label), and a user's first session, which has no
+/// session before it, is a null `last_session.*`, not an evaluation error.
+#[test]
+fn offer_ai_rows_carry_the_model_features_without_evaluation_errors() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let output = run_ok(
+        dtc()
+            .args(["transform", "--streaming"])
+            .arg(offer_ai("offer-ai-streaming.yml"))
+            .arg("--window")
+            .arg(offer_ai("offer-ai-window.yml"))
+            .arg("--source")
+            .arg(offer_ai_events())
+            .args(["--store", "memory:", "--format", "jsonl", "--dead-letter"])
+            .arg(tmp.path().join("dl.jsonl")),
+    );
+    let summary = text(&output.stderr);
+    assert_eq!(
+        summary.matches("evaluation errors: 0").count(),
+        2,
+        "{summary}"
+    );
+    let rows = json_lines(&output.stdout);
+    assert_eq!(rows.len(), 30);
+    let mut columns = [
+        "identity",
+        "anchor_time",
+        "user.country",
+        "user.facebook_connected",
+        "offer.offer_type",
+        "offer.offer_price",
+        "offer.offer_purchased",
+        "last_session.games_played",
+        "last_session.win_ratio",
+        "prev_week.purchase_amount",
+        "next_week.purchase_amount",
+    ];
+    // JSON objects come back with their keys sorted; the column order is the Parquet test's.
+    columns.sort_unstable();
+    for row in &rows {
+        let keys: Vec<&str> = row
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(keys, columns);
+        assert!(row["user.country"].is_string(), "{row}");
+        assert!(row["offer.offer_type"].is_string(), "{row}");
+    }
+    let first_sessions = rows
+        .iter()
+        .filter(|r| r["last_session.games_played"].is_null())
+        .count();
+    assert_eq!(first_sessions, 3);
 }

@@ -1,6 +1,6 @@
 //! Counters a run reports in its summary.
 
-/// Evaluation errors per spec field (contract 4.4): the field kept its previous value.
+/// Evaluation errors per spec field (docs/language.md section 10): the field kept its previous value.
 #[derive(Debug, Clone, Default)]
 pub struct FieldErrors {
     /// Indexed by `FieldPlan::error_id`.

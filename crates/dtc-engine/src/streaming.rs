@@ -1,4 +1,4 @@
-//! The streaming operator: applies one event to one identity's state (contract section 3).
+//! The streaming operator: applies one event to one identity's state (docs/language.md sections 3 and 4).
 //!
 //! It is incremental on purpose: a batch run sorts each identity's events and calls
 //! [`StreamingOperator::apply`] for each; a live consumer calls it as events arrive.
@@ -44,6 +44,10 @@ struct AggState {
     /// index stays valid whichever operator applies the state's next event.
     dims_hasher: foldhash::fast::RandomState,
     current: Option<usize>,
+    /// Split blocks: `current` is the latest block, but a true `Split` closed it; the next
+    /// event the aggregate takes opens a new block. Meanwhile the aggregate's fields read as
+    /// a fresh block's.
+    closed: bool,
 }
 
 impl AggState {
@@ -95,9 +99,9 @@ impl IdentityState {
             let kind = match agg.kind {
                 StreamAggregateKind::Variable => continue,
                 StreamAggregateKind::Identity => RecordKind::Identity,
-                StreamAggregateKind::Block | StreamAggregateKind::Activity { .. } => {
-                    RecordKind::Block
-                }
+                StreamAggregateKind::Block
+                | StreamAggregateKind::SplitBlock { .. }
+                | StreamAggregateKind::Activity { .. } => RecordKind::Block,
             };
             let start_col = role_column(&agg.layout, ColumnRole::StartTime);
             let name: Arc<str> = Arc::from(agg.name.as_str());
@@ -125,6 +129,9 @@ impl IdentityState {
 
     fn current(&self, agg: usize) -> Option<&Record> {
         let a = self.aggs.get(agg)?;
+        if a.closed {
+            return None;
+        }
         a.current.and_then(|i| a.records.get(i))
     }
 
@@ -286,15 +293,21 @@ impl StreamingOperator {
                 order: rec.order,
             });
         }
-        // An activity aggregate continues its latest block, if the next event is close enough.
+        // An activity aggregate continues its latest block, if the next event is close enough;
+        // a split block aggregate continues its latest block until its `Split` is true.
         for (agg, a) in self.plan.aggregates.iter().zip(state.aggs.iter_mut()) {
-            if matches!(agg.kind, StreamAggregateKind::Activity { .. }) {
+            if matches!(
+                agg.kind,
+                StreamAggregateKind::Activity { .. } | StreamAggregateKind::SplitBlock { .. }
+            ) {
                 let start = role_column(&agg.layout, ColumnRole::StartTime);
                 a.current = (0..a.records.len()).max_by_key(|&i| {
-                    start.and_then(|c| match a.records[i].columns.get(c) {
+                    let record = &a.records[i];
+                    let start = start.and_then(|c| match record.columns.get(c) {
                         Some(Value::DateTime(t)) => Some(*t),
                         _ => None,
-                    })
+                    });
+                    (start, record.order)
                 });
             }
         }
@@ -311,6 +324,19 @@ impl StreamingOperator {
                 // when the aggregate's `When` is false for this one.
                 run.reset_variable(state, ai);
             }
+            // A late split-block event joins the block covering its time; the latest block
+            // stays current for the events after it.
+            let mut late = None;
+            if let StreamAggregateKind::SplitBlock { split } = &agg.kind {
+                late = run.late_split_target(state, ai, event);
+                if late.is_none() {
+                    // Evaluated before the aggregate's `When`, as Blurr did: an event the
+                    // aggregate skips can still close its block.
+                    run.split(split, state, ai, event);
+                }
+            }
+            // The latest block and whether it was closed, to restore after a late event.
+            let mut restore = None;
             if let Some(when) = &agg.when {
                 let scope = EventScope {
                     state,
@@ -336,6 +362,17 @@ impl StreamingOperator {
                         }
                     }
                 }
+                StreamAggregateKind::SplitBlock { .. } => Some(match late {
+                    Some(block) => {
+                        let a = &mut state.aggs[ai];
+                        restore = Some((a.current, a.closed));
+                        // Its fields are evaluated on the block it joins.
+                        a.current = Some(block);
+                        a.closed = false;
+                        block
+                    }
+                    None => run.open_split_block(agg, state, ai, event),
+                }),
                 StreamAggregateKind::Activity {
                     separate_by_inactive_seconds,
                 } => Some(run.open_activity_block(
@@ -352,6 +389,11 @@ impl StreamingOperator {
                 state.aggs[ai].records[target].dirty = true;
             }
             run.eval_fields(agg, state, ai, target, event);
+            if let Some((current, closed)) = restore {
+                let a = &mut state.aggs[ai];
+                a.current = current;
+                a.closed = closed;
+            }
         }
     }
 }
@@ -499,6 +541,81 @@ impl Runtime {
         i
     }
 
+    /// For an event earlier than the latest event applied to a split block aggregate (a
+    /// later run's late event): the block covering its time, the latest block starting at or
+    /// before it (else the first block). It joins that block without evaluating `Split`.
+    fn late_split_target(&self, state: &IdentityState, ai: usize, event: &Event) -> Option<usize> {
+        let (start_col, end_col) = (self.start_col[ai]?, self.end_col[ai]?);
+        let time = |rec: &Record, c: usize| match rec.columns.get(c) {
+            Some(Value::DateTime(t)) => Some(*t),
+            _ => None,
+        };
+        let a = &state.aggs[ai];
+        let end = a
+            .current
+            .and_then(|i| a.records.get(i))
+            .and_then(|r| time(r, end_col))?;
+        if event.time >= end {
+            return None;
+        }
+        let starts = a
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rec)| time(rec, start_col).map(|t| (t, rec.order, i)));
+        starts
+            .clone()
+            .filter(|(t, _, _)| *t <= event.time)
+            .max()
+            .or_else(|| starts.min())
+            .map(|(_, _, i)| i)
+    }
+
+    /// Evaluates a split block aggregate's `Split` for `event` on its open block; the boolean
+    /// `True` closes the block (an error, null or any other value leaves it open).
+    fn split(&mut self, split: &CExpr, state: &mut IdentityState, ai: usize, event: &Event) {
+        if state.current(ai).is_none() {
+            return;
+        }
+        let scope = EventScope {
+            state,
+            event,
+            defaults: &self.defaults,
+        };
+        if let Ok(Value::Bool(true)) = self.evaluator.eval(split, &scope) {
+            state.aggs[ai].closed = true;
+        }
+    }
+
+    /// The open block of a split block aggregate, or a new one (the first event, or the first
+    /// after a true `Split`).
+    fn open_split_block(
+        &mut self,
+        agg: &StreamAggregate,
+        state: &mut IdentityState,
+        ai: usize,
+        event: &Event,
+    ) -> usize {
+        let a = &state.aggs[ai];
+        if let (Some(i), false) = (a.current, a.closed) {
+            return i;
+        }
+        state.aggs[ai].closed = false;
+        let id = self.new_block_id(state, ai, event);
+        self.open_record(agg, state, ai, &[Value::Int(id)])
+    }
+
+    /// A stable key for a block without dimension values: its first event's time in
+    /// microseconds, moved on past ids already taken. The key does not change when a late
+    /// event moves the block's start.
+    fn new_block_id(&self, state: &IdentityState, ai: usize, event: &Event) -> i64 {
+        let mut id = event.time.timestamp_micros();
+        while state.aggs[ai].find(&[Value::Int(id)]).is_some() {
+            id += 1;
+        }
+        id
+    }
+
     /// The current inactivity block if `event` belongs to it, else a new one.
     fn open_activity_block(
         &mut self,
@@ -528,7 +645,7 @@ impl Runtime {
             return i;
         }
         // A late event, applied by a later run than the block it falls in, updates that
-        // persisted block (contract section 7) instead of opening an overlapping one: the
+        // persisted block (docs/language.md section 13) instead of opening an overlapping one: the
         // latest block starting at or before the event, if the event is within its gap.
         let late = a
             .records
@@ -543,12 +660,7 @@ impl Runtime {
             state.aggs[ai].current = Some(i);
             return i;
         }
-        // Activity blocks are keyed by a stable id (their first event's time), so the key does
-        // not change when a late event moves the block's start.
-        let mut id = event.time.timestamp_micros();
-        while state.aggs[ai].find(&[Value::Int(id)]).is_some() {
-            id += 1;
-        }
+        let id = self.new_block_id(state, ai, event);
         self.open_record(agg, state, ai, &[Value::Int(id)])
     }
 
@@ -612,5 +724,128 @@ impl Runtime {
                 Err(e) => self.errors.record(f.error_id, || e.to_string()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::streaming_plan;
+
+    /// Blocks split when the level changes; `ad` events are not taken (the aggregate's
+    /// `When`), but their `Split` is evaluated all the same.
+    const LEVELS: &str = "\
+Type: Streaming
+Version: '2026-11-01'
+Name: levels
+Identity: source.user
+Time: parse_time(source.ts)
+Aggregates:
+  - Type: Block
+    Name: level
+    When: source.kind != 'ad'
+    Split: source.level != level.level
+    Fields:
+      - Name: level
+        Type: integer
+        Value: source.level
+      - Name: events
+        Type: integer
+        Value: level.events + 1
+";
+
+    /// An event `minute` minutes after 10:00.
+    fn event(plan: &StreamingPlan, minute: i64, level: i64, kind: &str) -> Event {
+        let time = DateTime::from_timestamp(1_714_557_600 + minute * 60, 0).unwrap_or_default();
+        let values = plan
+            .source_paths
+            .iter()
+            .map(|p| match p.0.first().map(String::as_str) {
+                Some("level") => Value::Int(level),
+                Some("kind") => Value::str(kind),
+                _ => Value::Null,
+            })
+            .collect();
+        Event {
+            time,
+            values,
+            whole: None,
+        }
+    }
+
+    /// (level, events, start minute, end minute) of each block, in creation order.
+    fn blocks(state: &IdentityState) -> Vec<(i64, i64, i64, i64)> {
+        let minute = |v: &Value| match v {
+            Value::DateTime(t) => (t.timestamp() - 1_714_557_600) / 60,
+            _ => 99,
+        };
+        let int = |v: &Value| match v {
+            Value::Int(i) => *i,
+            _ => -1,
+        };
+        state
+            .records(0)
+            .iter()
+            .map(|r| {
+                (
+                    int(&r.columns[3]),
+                    int(&r.columns[4]),
+                    minute(&r.columns[1]),
+                    minute(&r.columns[2]),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_true_split_closes_the_block_and_a_level_that_comes_back_starts_a_new_one() {
+        let plan = streaming_plan(LEVELS);
+        let mut op = StreamingOperator::new(plan.clone());
+        let mut state = op.new_state(Arc::from("u1"));
+        for (minute, level, kind) in [
+            (0, 1, "play"),
+            (1, 1, "play"),
+            (2, 2, "play"),
+            (3, 1, "play"),
+            // Skipped by `When`, but its `Split` closes the level-1 block.
+            (4, 3, "ad"),
+            (5, 1, "play"),
+        ] {
+            op.apply(&mut state, &event(&plan, minute, level, kind));
+        }
+        assert_eq!(
+            blocks(&state),
+            [(1, 2, 0, 1), (2, 1, 2, 2), (1, 1, 3, 3), (1, 1, 5, 5)]
+        );
+        // Each block is keyed by its first event's time.
+        let keys: Vec<&[Value]> = state.records(0).iter().map(|r| r.dims.as_slice()).collect();
+        let micros = |minute: i64| Value::Int(1_714_557_600_000_000 + minute * 60_000_000);
+        assert_eq!(keys, [[micros(0)], [micros(2)], [micros(3)], [micros(5)]]);
+    }
+
+    #[test]
+    fn a_late_event_joins_the_block_covering_its_time_without_splitting() {
+        let plan = streaming_plan(LEVELS);
+        let mut op = StreamingOperator::new(plan.clone());
+        let mut state = op.new_state(Arc::from("u1"));
+        for (minute, level) in [(0, 1), (2, 1), (10, 2), (12, 2)] {
+            op.apply(&mut state, &event(&plan, minute, level, "play"));
+        }
+        // The blocks are stored, and a later run brings events earlier than the last one.
+        let mut stored = Vec::new();
+        state.into_dirty_records(&plan, &mut stored);
+        let mut state = op.load_state(Arc::from("u1"), stored);
+        // Level 7 would split if it were in order; late, it joins the first block, whose
+        // fields see that block. An event before every block joins the first one too.
+        op.apply(&mut state, &event(&plan, 1, 7, "play"));
+        op.apply(&mut state, &event(&plan, -5, 7, "play"));
+        op.apply(&mut state, &event(&plan, 11, 2, "play"));
+        // In order again: the latest block is still current, and level 3 splits it.
+        op.apply(&mut state, &event(&plan, 13, 2, "play"));
+        op.apply(&mut state, &event(&plan, 14, 3, "play"));
+        assert_eq!(
+            blocks(&state),
+            [(7, 4, -5, 2), (2, 4, 10, 13), (3, 1, 14, 14)]
+        );
     }
 }

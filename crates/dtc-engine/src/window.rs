@@ -1,4 +1,4 @@
-//! The window operator: anchors and windows over one identity's blocks (contract section 5).
+//! The window operator: anchors and windows over one identity's blocks (docs/language.md section 11).
 //!
 //! Blocks of each aggregate are sorted once by (`_start_time`, first event); a window is then a
 //! contiguous range found by binary search, so an identity costs
@@ -70,7 +70,9 @@ impl<'a> IdentityView<'a> {
                         view.identity_records[agg] = Some(columns);
                     }
                 }
-                StreamAggregateKind::Block | StreamAggregateKind::Activity { .. } => {
+                StreamAggregateKind::Block
+                | StreamAggregateKind::SplitBlock { .. }
+                | StreamAggregateKind::Activity { .. } => {
                     if let Some(Value::DateTime(start)) =
                         start_cols[agg].and_then(|c| columns.get(c))
                     {
@@ -363,7 +365,7 @@ impl WindowOperator {
         let plan = self.plan.clone();
         let mut rows: Vec<Vec<Value>> = Vec::with_capacity(plan.aggregates.len());
         let mut lists: Vec<Value> = Vec::new();
-        let null_on_error = plan.dialect == Dialect::Native;
+        let native = plan.dialect == Dialect::Native;
         for (wi, agg) in plan.aggregates.iter().enumerate() {
             lists.clear();
             if let WindowAggregateKind::Window {
@@ -425,9 +427,12 @@ impl WindowOperator {
                     {
                         continue;
                     }
-                    self.evaluator
-                        .eval(&f.value, &scope)
-                        .and_then(|v| convert(v, f.ty, plan.dialect))
+                    // A native row's columns are nullable: a null value (`last(...)` of an
+                    // empty window) is the field's value, not a failed conversion.
+                    self.evaluator.eval(&f.value, &scope).and_then(|v| match v {
+                        Value::Null if native => Ok(v),
+                        v => convert(v, f.ty, plan.dialect),
+                    })
                 };
                 let Some(slot) = rows
                     .last_mut()
@@ -439,7 +444,7 @@ impl WindowOperator {
                     Ok(v) => *slot = v,
                     Err(e) => {
                         self.errors.record(f.error_id, || e.to_string());
-                        if null_on_error {
+                        if native {
                             *slot = Value::Null;
                         }
                     }
@@ -497,7 +502,7 @@ mod tests {
         WindowCursor::default().range(blocks, t, window_type, value)
     }
 
-    /// The window by its definition (contract section 5), block by block: what the cursor's
+    /// The window by its definition (docs/language.md section 11), block by block: what the cursor's
     /// bounds must find.
     fn window_by_definition(
         blocks: &[BlockRef<'_>],

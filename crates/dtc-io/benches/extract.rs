@@ -2,12 +2,14 @@
 //! Target: more than 1.5 M lines/s on one core.
 //!
 //! `real_events` replays lines shaped like the end-to-end job's input: flat objects, short keys
-//! and short string values, most members not requested.
+//! and short string values, most members not requested; `real_events_with_presence` also
+//! records which paths the lines held (`PathPresence`), as a run reporting unseen paths does.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dtc_io::Extractor;
+use dtc_io::extract::PathPresence;
 use dtc_plan::plan::SourcePath;
 use dtc_plan::value::Value;
 
@@ -89,6 +91,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let a = extractor.extract(black_box(APP_LAUNCHED.as_bytes()), &mut out);
             let g = extractor.extract(black_box(GAME_END.as_bytes()), &mut out);
+            black_box((a.is_ok(), g.is_ok(), out.len()))
+        })
+    });
+    let mut presence = PathPresence::new(real_paths().len());
+    group.bench_function("real_events_with_presence", |b| {
+        b.iter(|| {
+            let a = extractor.extract(black_box(APP_LAUNCHED.as_bytes()), &mut out);
+            presence.record(&out);
+            let g = extractor.extract(black_box(GAME_END.as_bytes()), &mut out);
+            presence.record(&out);
             black_box((a.is_ok(), g.is_ok(), out.len()))
         })
     });

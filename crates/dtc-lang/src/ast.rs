@@ -1,4 +1,4 @@
-//! Syntax tree of the expression language (contract section 4.1).
+//! Syntax tree of the expression language (docs/language.md section 5).
 //!
 //! The parser produces these nodes; the resolver in `dtc-plan` turns them into slots. Every node
 //! carries a [`Span`] of byte offsets into the spec file, so later stages can point at the exact
@@ -50,9 +50,14 @@ pub enum ExprKind {
         args: Vec<Arg>,
     },
     Unary(UnaryOp, Box<Expr>),
-    Binary(BinOp, Box<Expr>, Box<Expr>),
-    /// `a and b` / `a or b` (short-circuit, returns an operand like Python).
-    Logical(LogicalOp, Box<Expr>, Box<Expr>),
+    /// `a + b - c`: the first operand, then each operator with its right operand, applied from
+    /// the left. A chain is one node however long it is, so no stage recurses once per operand
+    /// and a flat sum of many terms is no deeper than `a + b`. `**` is right-associative:
+    /// `a ** b ** c` is a one-operator chain whose operand is the chain `b ** c`.
+    Binary(Box<Expr>, Vec<Operation>),
+    /// `a and b and c` / `a or b or c`: the operands in order, one node for the whole chain
+    /// (short-circuit, returns an operand like Python).
+    Logical(LogicalOp, Vec<Expr>),
     Not(Box<Expr>),
     /// `a < b <= c`: the first operand, then each (operator, operand) pair in order.
     Compare(Box<Expr>, Vec<(CmpOp, Expr)>),
@@ -67,6 +72,17 @@ pub enum ExprKind {
         elt: Box<Expr>,
         generators: Vec<Comprehension>,
     },
+}
+
+/// One step of a [`ExprKind::Binary`] chain: `op rhs`, applied to the result of the steps
+/// before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub op: BinOp,
+    pub rhs: Expr,
+    /// From the chain's first operand to `rhs`: where the operation this step performs was
+    /// written (`a + b` in `a + b + c`), for messages about it.
+    pub span: Span,
 }
 
 /// A call argument: positional, or keyword (`timedelta(days=7)`).

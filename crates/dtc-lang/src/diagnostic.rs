@@ -1,7 +1,7 @@
 //! Spec diagnostics: errors are data with a stable code, a place, a message and a hint.
 //!
 //! Codes are part of the public contract (CI pipelines match on them): a released code is never
-//! reused for a different problem. The list with explanations lives in `docs/language.md`.
+//! reused for a different problem. The list with explanations lives in `docs/diagnostics.md`.
 
 use serde::Serialize;
 
@@ -37,7 +37,7 @@ pub enum Code {
     E0300,
     /// Unknown field type.
     E0301,
-    /// Block aggregate without `Dimensions`.
+    /// Block aggregate with neither `Dimensions` nor `Split`.
     E0302,
     /// Dimension of a type other than string or integer.
     E0303,
@@ -60,6 +60,10 @@ pub enum Code {
     /// `SourceBTS` names several loaded streaming specs and none is in the window spec's
     /// directory; or two streaming specs of one directory share a name.
     E0312,
+    /// Block aggregate with both `Dimensions` and `Split`.
+    E0313,
+    /// `Split` whose type is known not to be boolean.
+    E0314,
     // E04xx: expressions
     /// Expression syntax error.
     E0400,
@@ -107,6 +111,8 @@ impl Code {
             Code::E0310 => "E0310",
             Code::E0311 => "E0311",
             Code::E0312 => "E0312",
+            Code::E0313 => "E0313",
+            Code::E0314 => "E0314",
             Code::E0400 => "E0400",
             Code::E0401 => "E0401",
             Code::E0402 => "E0402",

@@ -9,7 +9,9 @@ use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::{Pair, Pairs};
 
-use crate::ast::{Arg, BinOp, CmpOp, Comprehension, Expr, ExprKind, Ident, LogicalOp, UnaryOp};
+use crate::ast::{
+    Arg, BinOp, CmpOp, Comprehension, Expr, ExprKind, Ident, LogicalOp, Operation, UnaryOp,
+};
 use crate::span::Span;
 
 #[cfg(test)]
@@ -41,16 +43,16 @@ pub struct ParseError {
 /// offset inside `text`, so callers pass the offset of the expression's first character in the
 /// spec file.
 pub fn parse_expr(text: &str, base: usize) -> Result<Expr, ParseError> {
-    let depth = prescan(text, base)?;
+    let Scanned { depth, comments } = prescan(text, base)?;
     if depth <= CALLER_STACK_DEPTH {
-        return parse_scanned(text, base);
+        return parse_scanned(text, base, comments);
     }
     let whole = Span::new(base, base + text.len());
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("dtc-expr-parser".to_string())
             .stack_size(DEEP_STACK_BYTES)
-            .spawn_scoped(scope, || parse_scanned(text, base));
+            .spawn_scoped(scope, || parse_scanned(text, base, comments));
         match worker {
             Ok(handle) => handle.join().unwrap_or_else(|_| {
                 Err(error(
@@ -75,11 +77,15 @@ const CALLER_STACK_DEPTH: usize = 32;
 /// Only the pages actually touched are committed.
 const DEEP_STACK_BYTES: usize = 16 << 20;
 
-/// Parses text that [`prescan`] accepted.
-fn parse_scanned(text: &str, base: usize) -> Result<Expr, ParseError> {
+/// Parses text that [`prescan`] accepted; `comments` is whether it holds any.
+fn parse_scanned(text: &str, base: usize, comments: bool) -> Result<Expr, ParseError> {
     let pairs =
         ExprGrammar::parse(Rule::expression, text).map_err(|err| syntax_error(text, base, &err))?;
-    let builder = Builder { base };
+    let builder = Builder {
+        base,
+        text,
+        comments,
+    };
     let root = pairs
         .into_iter()
         .find(|pair| pair.as_rule() == Rule::test)
@@ -94,16 +100,26 @@ fn error(span: Span, message: impl Into<String>) -> ParseError {
     }
 }
 
+/// What [`prescan`] found out about an expression's text.
+struct Scanned {
+    /// The deepest bracket nesting.
+    depth: usize,
+    /// Whether the text holds a comment.
+    comments: bool,
+}
+
 /// Finds unterminated strings and too-deep bracket nesting with a flat scan, so that the
-/// recursive stages only ever see bounded nesting. Returns the deepest bracket nesting.
-fn prescan(text: &str, base: usize) -> Result<usize, ParseError> {
+/// recursive stages only ever see bounded nesting.
+fn prescan(text: &str, base: usize) -> Result<Scanned, ParseError> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut max_depth = 0usize;
+    let mut comments = false;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'#' => {
+                comments = true;
                 while i < bytes.len() && bytes[i] != b'\n' {
                     i += 1;
                 }
@@ -141,7 +157,10 @@ fn prescan(text: &str, base: usize) -> Result<usize, ParseError> {
         }
         i += 1;
     }
-    Ok(max_depth)
+    Ok(Scanned {
+        depth: max_depth,
+        comments,
+    })
 }
 
 /// Turns pest's "which rules were tried at the furthest position" into a message a spec author
@@ -306,21 +325,32 @@ struct Node {
     outer: Span,
 }
 
-struct Builder {
+struct Builder<'t> {
     base: usize,
+    /// The expression's text.
+    text: &'t str,
+    /// Whether the text holds a comment.
+    comments: bool,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// The pair's place without trailing whitespace and comments: pest puts the whitespace
-    /// skipped before an optional or repeated part that then matched nothing inside the rule,
-    /// so the end is taken from the last token instead.
+    /// skipped before an optional or repeated part that then matched nothing inside the rule.
+    /// Without comments that is only whitespace, cut off the text; otherwise the end is taken
+    /// from the pair's last token, a walk down the tree.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        let start = pair.as_span().start();
-        let mut last = pair.clone();
-        while let Some(child) = last.clone().into_inner().next_back() {
-            last = child;
-        }
-        Span::new(self.base + start, self.base + last.as_span().end())
+        let pest = pair.as_span();
+        let end = if self.comments {
+            let mut last = pair.clone();
+            while let Some(child) = last.clone().into_inner().next_back() {
+                last = child;
+            }
+            last.as_span().end()
+        } else {
+            let within = self.text.get(pest.start()..pest.end()).unwrap_or_default();
+            pest.start() + within.trim_end_matches([' ', '\t', '\r', '\n']).len()
+        };
+        Span::new(self.base + pest.start(), self.base + end)
     }
 
     fn ident(&self, pair: &Pair<'_, Rule>) -> Ident {
@@ -436,23 +466,24 @@ impl Builder {
             .collect()
     }
 
+    /// `a and b and c`: one node holding every operand, so a long chain is no deeper than a
+    /// short one.
     fn logical(&self, pair: Pair<'_, Rule>, op: LogicalOp) -> Result<Node, ParseError> {
-        let mut operands = pair
-            .into_inner()
-            .filter(|pair| !matches!(pair.as_rule(), Rule::kw_and | Rule::kw_or))
-            .map(|pair| self.expr(pair));
-        let Some(first) = operands.next() else {
-            return Err(self.internal(Span::default(), Rule::or_test));
-        };
-        let mut acc = first?;
-        for rhs in operands {
-            let rhs = rhs?;
-            let span = acc.outer.to(rhs.outer);
-            let depth = acc.depth.max(rhs.depth);
-            let kind = ExprKind::Logical(op, Box::new(acc.expr), Box::new(rhs.expr));
-            acc = self.node(kind, span, depth)?;
+        let span = self.span(&pair);
+        let mut depth = 0;
+        let mut operands = Vec::new();
+        for child in pair.into_inner() {
+            if matches!(child.as_rule(), Rule::kw_and | Rule::kw_or) {
+                continue;
+            }
+            let operand = self.expr(child)?;
+            depth = depth.max(operand.depth);
+            operands.push(operand.expr);
         }
-        Ok(acc)
+        if operands.len() < 2 {
+            return Err(self.internal(span, Rule::or_test));
+        }
+        self.node(ExprKind::Logical(op, operands), span, depth)
     }
 
     fn not(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
@@ -511,14 +542,17 @@ impl Builder {
         })
     }
 
-    /// `+ -` and `* / // %` chains, folded to the left.
+    /// `+ -` and `* / // %` chains, applied from the left: one node for the whole chain, so
+    /// its length does not count as nesting.
     fn binary(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
         let span = self.span(&pair);
         let mut children = pair.into_inner();
         let Some(first) = children.next() else {
             return Err(self.internal(span, Rule::arith));
         };
-        let mut acc = self.expr(first)?;
+        let first = self.expr(first)?;
+        let mut depth = first.depth;
+        let mut operations = Vec::new();
         while let (Some(op), Some(rhs)) = (children.next(), children.next()) {
             let op = match op.as_str() {
                 "+" => BinOp::Add,
@@ -530,15 +564,21 @@ impl Builder {
                 _ => return Err(self.internal(self.span(&op), op.as_rule())),
             };
             let rhs = self.expr(rhs)?;
-            let span = acc.outer.to(rhs.outer);
-            let depth = acc.depth.max(rhs.depth);
-            acc = self.node(
-                ExprKind::Binary(op, Box::new(acc.expr), Box::new(rhs.expr)),
-                span,
-                depth,
-            )?;
+            depth = depth.max(rhs.depth);
+            operations.push(Operation {
+                op,
+                span: first.outer.to(rhs.outer),
+                rhs: rhs.expr,
+            });
         }
-        Ok(acc)
+        let span = operations
+            .last()
+            .map_or(first.outer, |last| first.outer.to(last.span));
+        self.node(
+            ExprKind::Binary(Box::new(first.expr), operations),
+            span,
+            depth,
+        )
     }
 
     fn unary(&self, pair: Pair<'_, Rule>) -> Result<Node, ParseError> {
@@ -595,7 +635,12 @@ impl Builder {
         while let Some((ops, base)) = segments.pop() {
             let span = base.outer.to(acc.outer);
             let depth = base.depth.max(acc.depth);
-            let kind = ExprKind::Binary(BinOp::Pow, Box::new(base.expr), Box::new(acc.expr));
+            let power = Operation {
+                op: BinOp::Pow,
+                rhs: acc.expr,
+                span,
+            };
+            let kind = ExprKind::Binary(Box::new(base.expr), vec![power]);
             acc = self.apply_unary(ops, self.node(kind, span, depth)?)?;
         }
         Ok(acc)

@@ -14,7 +14,7 @@ pub enum SpecKind {
     Window,
 }
 
-/// Which semantics a spec asked for through its `Version` (contract section 9).
+/// Which semantics a spec asked for through its `Version` (docs/language.md section 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// `'2018-03-01'` / `'2018-03-07'`: reproduce Blurr's behaviour.
@@ -114,8 +114,10 @@ pub struct AggregateDecl {
     pub name: Spanned<String>,
     pub when: Option<ExprNode>,
     pub store: Option<Spanned<String>>,
-    /// Identity (optional) and Block (required) aggregates.
+    /// Identity (optional) and Block aggregates; a Block has these or `split`.
     pub dimensions: Option<Spanned<Vec<FieldDecl>>>,
+    /// Block aggregates: a new block starts when this is true for an event.
+    pub split: Option<ExprNode>,
     /// Activity aggregates.
     pub separate_by_inactive_seconds: Option<Spanned<i64>>,
     /// Window aggregates.

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod compile;
 pub mod eval;
+pub mod hint;
 pub mod plan;
 pub mod record;
 mod text;

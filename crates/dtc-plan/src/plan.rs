@@ -54,9 +54,13 @@ pub enum CExpr {
     Neg(Box<CExpr>),
     Pos(Box<CExpr>),
     Not(Box<CExpr>),
-    Binary(dtc_lang::ast::BinOp, Box<CExpr>, Box<CExpr>),
-    And(Box<CExpr>, Box<CExpr>),
-    Or(Box<CExpr>, Box<CExpr>),
+    /// `a + b - c`: the first operand, then each operator and operand, applied from the left.
+    /// Flat, like the syntax tree's chain: evaluating a long chain does not recurse per operand.
+    Binary(Box<CExpr>, Vec<(dtc_lang::ast::BinOp, CExpr)>),
+    /// `a and b and c`: at least two operands, evaluated until one is false.
+    And(Vec<CExpr>),
+    /// `a or b or c`: at least two operands, evaluated until one is true.
+    Or(Vec<CExpr>),
     /// Chained comparison: `first op1 e1 op2 e2 ...`, each operand evaluated at most once.
     Compare(Box<CExpr>, Vec<(dtc_lang::ast::CmpOp, CExpr)>),
     IfElse {
@@ -101,7 +105,12 @@ impl CExpr {
                 v.visit(f);
             }),
             CExpr::Neg(e) | CExpr::Pos(e) | CExpr::Not(e) | CExpr::Attr(e, _) => e.visit(f),
-            CExpr::Binary(_, a, b) | CExpr::And(a, b) | CExpr::Or(a, b) | CExpr::Index(a, b) => {
+            CExpr::Binary(first, rest) => {
+                first.visit(f);
+                rest.iter().for_each(|(_, e)| e.visit(f));
+            }
+            CExpr::And(items) | CExpr::Or(items) => items.iter().for_each(|e| e.visit(f)),
+            CExpr::Index(a, b) => {
                 a.visit(f);
                 b.visit(f);
             }
@@ -177,12 +186,14 @@ pub enum Attribute {
     Key(Arc<str>),
 }
 
-/// Built-in functions (contract 4.3) and the Python imports they stand for (4.6).
+/// Built-in functions (docs/language.md section 7.1) and the Python imports they stand for
+/// (section 8).
 ///
 /// Argument conventions, after the resolver placed keyword arguments:
 /// - `Round`: (x) or (x, ndigits)
 /// - `Range`: 1 to 3 ints; `Min`/`Max`: one iterable or 2+ values
 /// - `Sorted`: (iterable) or (iterable, reverse: bool); `Enumerate`: (iterable) or (iterable, start)
+/// - `First` / `Last`: (iterable) or (iterable, default)
 /// - `ParseTime`: (s) or (s, strftime format); `Strptime`: (s, fmt)
 /// - `FromTimestamp`: (seconds) — a timezone argument is accepted and dropped by the resolver
 /// - `TimeDelta`: exactly 7 args in Python's order
@@ -213,6 +224,8 @@ pub enum Builtin {
     Zip,
     Range,
     Enumerate,
+    First,
+    Last,
     ParseTime,
     Strptime,
     FromTimestamp,
@@ -228,7 +241,7 @@ pub enum Builtin {
     MathPow,
 }
 
-/// Methods on runtime values (contract 4.3).
+/// Methods on runtime values (docs/language.md section 7.2).
 ///
 /// Argument counts the resolver lets through (no keyword arguments): `Split` 0–2, `Strip` /
 /// `LStrip` / `RStrip` 0–1, `Replace` 2–3, `Find` 1–3, `Get` 1–2, `Union` any; `StartsWith`,
@@ -332,8 +345,16 @@ pub struct FieldPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamAggregateKind {
     Identity,
+    /// A Block aggregate with `Dimensions`: one block per dimension values.
     Block,
-    Activity { separate_by_inactive_seconds: i64 },
+    /// A Block aggregate with `Split`: a new block starts when `split` is true for an event
+    /// (docs/language.md section 3.3).
+    SplitBlock {
+        split: CExpr,
+    },
+    Activity {
+        separate_by_inactive_seconds: i64,
+    },
     Variable,
 }
 

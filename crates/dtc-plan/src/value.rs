@@ -1,4 +1,4 @@
-//! The runtime value model (contract sections 4.4–4.5).
+//! The runtime value model (docs/language.md section 10).
 //!
 //! Containers are behind `Arc` so that reading a field, building a window's `source.<field>`
 //! list or handing a record to a sink is a reference-count bump, not a deep copy. Strings of up

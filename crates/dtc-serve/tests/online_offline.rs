@@ -173,11 +173,14 @@ fn served_features_equal_training_rows_over_generated_histories() {
         .enable_all()
         .build()
         .unwrap();
-    let mut runner = TestRunner::new(Config {
+    // A fixed seed: the check below that some anchors tie must not depend on luck.
+    let config = Config {
         cases: 32,
         failure_persistence: None,
         ..Config::default()
-    });
+    };
+    let rng = proptest::test_runner::TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
     let anchors_checked = std::cell::Cell::new(0);
     let equal_starts = std::cell::Cell::new(0);
     let result = runner.run(&histories(), |events| {
@@ -225,7 +228,20 @@ fn served_features_equal_training_rows_over_generated_histories() {
 const OFFER_AI_FEATURES: &[&str] = &[
     "last_session.games_played",
     "last_session.win_ratio",
+    "offer.offer_price",
+    "offer.offer_purchased",
+    "offer.offer_type",
     "prev_week.purchase_amount",
+    "user.country",
+    "user.facebook_connected",
+];
+
+/// The features read from the anchor block (the offer shown): null at a bare time, the
+/// training row's when the request names the block.
+const OFFER_AI_ANCHOR_FEATURES: &[&str] = &[
+    "offer.offer_price",
+    "offer.offer_purchased",
+    "offer.offer_type",
 ];
 
 /// The session of the anchor block of an offer-ai row: the block starting at the anchor time
@@ -263,7 +279,15 @@ async fn offer_ai_online_equals_offline(store: Arc<dyn BlockStore>, rows: Vec<Ro
             .unwrap();
         blocks[i].clone()
     };
-    check_rows(&server.base, &job, &rows, OFFER_AI_FEATURES, &[], block).await;
+    check_rows(
+        &server.base,
+        &job,
+        &rows,
+        OFFER_AI_FEATURES,
+        OFFER_AI_ANCHOR_FEATURES,
+        block,
+    )
+    .await;
     server.stop().await.unwrap();
 }
 

@@ -2,6 +2,7 @@
 
 pub mod blocks;
 pub mod records;
+pub mod schema;
 pub mod serve;
 pub mod transform;
 pub mod validate;

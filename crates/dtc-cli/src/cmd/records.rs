@@ -17,10 +17,13 @@ pub fn print_state(
         if agg.kind == StreamAggregateKind::Variable {
             continue;
         }
-        // An activity block's dims are dtc's internal key (its first event's time in
-        // microseconds); Blurr keyed activity blocks by their start time, which the key line
-        // shows when it gets no dimension values.
-        let blurr_keyed_by_time = matches!(agg.kind, StreamAggregateKind::Activity { .. });
+        // The dims of an activity or split block are dtc's internal key (its first event's
+        // time in microseconds); Blurr keyed those blocks by their start time, which the key
+        // line shows when it gets no dimension values.
+        let blurr_keyed_by_time = matches!(
+            agg.kind,
+            StreamAggregateKind::Activity { .. } | StreamAggregateKind::SplitBlock { .. }
+        );
         for rec in state.records(ai) {
             let line = if blurr {
                 dtc_io::sink::blurr_record_line(

@@ -23,7 +23,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::reject::{RejectReason, Rejection};
 
+mod presence;
 mod stops;
+
+pub use presence::{PathPresence, SourceKeys, UnseenPath, unseen_paths};
 
 use stops::{StopMask, string_stop};
 

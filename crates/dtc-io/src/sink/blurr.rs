@@ -1,4 +1,4 @@
-//! Blurr's text output (contract section 9), byte for byte as Blurr's `json.dumps` printed it:
+//! Blurr's text output (docs/language.md section 15), byte for byte as Blurr's `json.dumps` printed it:
 //! `", "` and `": "` separators, non-ASCII escaped, floats like Python's `repr`, datetimes as
 //! ISO 8601 with `+00:00`.
 

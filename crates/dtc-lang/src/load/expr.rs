@@ -4,27 +4,71 @@
 //! differ from the file text, positions are mapped back character by character (and clamped
 //! into the scalar) so a caret still lands on the right token.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::ast::{Expr, ExprKind};
 use crate::parser::{ParseError, parse_expr};
 use crate::span::Span;
 
+/// Expressions a file repeats, parsed once. Specs repeat their conditions from field to field
+/// (`source.event_id == 'game_end'`): the second time a text is met it is parsed at offset 0
+/// and kept, and each later occurrence copies that tree. A text met once is parsed in place
+/// and not kept, so a file of distinct expressions pays no copies.
+#[derive(Debug, Default)]
+pub(crate) struct ExprCache {
+    /// Texts met once.
+    seen: HashSet<String>,
+    /// Texts met more than once, parsed at offset 0.
+    parsed: HashMap<String, Result<Expr, ParseError>>,
+}
+
+impl ExprCache {
+    /// Like [`parse_expr`]`(text, base)`.
+    fn parse(&mut self, text: &str, base: usize) -> Result<Expr, ParseError> {
+        let at_zero = match self.parsed.get(text) {
+            Some(parsed) => parsed,
+            None if self.seen.contains(text) => self
+                .parsed
+                .entry(text.to_string())
+                .or_insert_with(|| parse_expr(text, 0)),
+            None => {
+                self.seen.insert(text.to_string());
+                return parse_expr(text, base);
+            }
+        };
+        let shift = |span: Span| Span::new(span.start + base, span.end + base);
+        match at_zero.clone() {
+            Ok(mut expr) => {
+                remap(&mut expr, &shift);
+                Ok(expr)
+            }
+            Err(mut e) => {
+                e.span = shift(e.span);
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Parses `value`, whose first character was written at file offset `content_start`, inside
 /// the scalar `scalar_span` of `text`.
 pub(crate) fn parse_scalar_expr(
+    cache: &mut ExprCache,
     text: &str,
     value: &str,
     content_start: usize,
     scalar_span: Span,
 ) -> Result<Expr, ParseError> {
     let linear = text.get(content_start..content_start + value.len()) == Some(value);
-    let result = parse_expr(value, content_start);
+    let result = cache.parse(value, content_start);
     if linear {
         return result;
     }
     let map = OffsetMap::new(text, value, content_start, scalar_span);
+    let to_file = |span: Span| map.span(span);
     match result {
         Ok(mut expr) => {
-            remap(&mut expr, &map);
+            remap(&mut expr, &to_file);
             Ok(expr)
         }
         Err(mut e) => {
@@ -98,8 +142,9 @@ impl OffsetMap {
     }
 }
 
-fn remap(expr: &mut Expr, map: &OffsetMap) {
-    expr.span = map.span(expr.span);
+/// Moves every span of `expr` with `map`.
+fn remap(expr: &mut Expr, map: &dyn Fn(Span) -> Span) {
+    expr.span = map(expr.span);
     match &mut expr.kind {
         ExprKind::Int(_)
         | ExprKind::Float(_)
@@ -116,7 +161,7 @@ fn remap(expr: &mut Expr, map: &OffsetMap) {
         }),
         ExprKind::Attr(value, ident) => {
             remap(value, map);
-            ident.span = map.span(ident.span);
+            ident.span = map(ident.span);
         }
         ExprKind::Index(a, b) => {
             remap(a, map);
@@ -137,16 +182,20 @@ fn remap(expr: &mut Expr, map: &OffsetMap) {
             remap(func, map);
             for arg in args {
                 if let Some(k) = &mut arg.keyword {
-                    k.span = map.span(k.span);
+                    k.span = map(k.span);
                 }
                 remap(&mut arg.value, map);
             }
         }
         ExprKind::Unary(_, e) | ExprKind::Not(e) => remap(e, map),
-        ExprKind::Binary(_, a, b) | ExprKind::Logical(_, a, b) => {
-            remap(a, map);
-            remap(b, map);
+        ExprKind::Binary(first, rest) => {
+            remap(first, map);
+            for operation in rest {
+                operation.span = map(operation.span);
+                remap(&mut operation.rhs, map);
+            }
         }
+        ExprKind::Logical(_, operands) => operands.iter_mut().for_each(|e| remap(e, map)),
         ExprKind::Compare(first, rest) => {
             remap(first, map);
             rest.iter_mut().for_each(|(_, e)| remap(e, map));
@@ -159,7 +208,7 @@ fn remap(expr: &mut Expr, map: &OffsetMap) {
         ExprKind::ListComp { elt, generators } => {
             remap(elt, map);
             for g in generators {
-                g.targets.iter_mut().for_each(|t| t.span = map.span(t.span));
+                g.targets.iter_mut().for_each(|t| t.span = map(t.span));
                 remap(&mut g.iter, map);
                 g.ifs.iter_mut().for_each(|e| remap(e, map));
             }

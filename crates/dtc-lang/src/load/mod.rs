@@ -5,10 +5,12 @@
 
 mod expr;
 pub(crate) mod names;
+mod schema;
 mod source_map;
 mod spec;
 mod yaml;
 
+pub use schema::json_schema;
 pub use source_map::{SourceFile, SourceMap};
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -23,13 +25,16 @@ pub fn load_spec(file: FileId, text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
         Err(e) => {
             let at = clamp_to_char(text, e.offset);
             let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            let d = Diagnostic::new(
+            let mut d = Diagnostic::new(
                 Code::E0101,
                 file,
                 Span::new(at, end),
                 format!("YAML syntax error: {}", e.message),
             )
             .with_label("here");
+            if let Some(hint) = yaml::indentation_hint(text, at) {
+                d = d.with_hint(hint);
+            }
             return (None, vec![d]);
         }
     };

@@ -1,5 +1,7 @@
 //! YAML node tree → [`Spec`], reporting every problem found on the way.
 
+use std::collections::HashMap;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::{FileId, Span, Spanned};
 use crate::syntax::{
@@ -7,11 +9,11 @@ use crate::syntax::{
     ImportedName, SourceRef, Spec, SpecKind, StoreDecl, StoreKind, WindowType,
 };
 
-use super::expr::parse_scalar_expr;
+use super::expr::{ExprCache, parse_scalar_expr};
 use super::names::{did_you_mean, is_identifier, name_problem};
 use super::yaml::{Node, NodeKind, Scalar};
 
-const SPEC_KEYS: &[&str] = &[
+pub(super) const SPEC_KEYS: &[&str] = &[
     "Type",
     "Version",
     "Name",
@@ -26,7 +28,7 @@ const SPEC_KEYS: &[&str] = &[
     "SourceDTC",
     "Anchor",
 ];
-const STREAMING_KEYS: &[&str] = &[
+pub(super) const STREAMING_KEYS: &[&str] = &[
     "Type",
     "Version",
     "Name",
@@ -38,7 +40,7 @@ const STREAMING_KEYS: &[&str] = &[
     "Import",
     "Aggregates",
 ];
-const WINDOW_KEYS: &[&str] = &[
+pub(super) const WINDOW_KEYS: &[&str] = &[
     "Type",
     "Version",
     "Name",
@@ -50,21 +52,22 @@ const WINDOW_KEYS: &[&str] = &[
     "SourceDTC",
     "Anchor",
 ];
-const AGGREGATE_KEYS: &[&str] = &[
+pub(super) const AGGREGATE_KEYS: &[&str] = &[
     "Type",
     "Name",
     "When",
     "Store",
     "Dimensions",
+    "Split",
     "SeparateByInactiveSeconds",
     "WindowType",
     "WindowValue",
     "Source",
     "Fields",
 ];
-const FIELD_KEYS: &[&str] = &["Name", "Type", "Value", "When"];
-const DIMENSION_KEYS: &[&str] = &["Name", "Type", "Value"];
-const STORE_KEYS: &[&str] = &[
+pub(super) const FIELD_KEYS: &[&str] = &["Name", "Type", "Value", "When"];
+pub(super) const DIMENSION_KEYS: &[&str] = &["Name", "Type", "Value"];
+pub(super) const STORE_KEYS: &[&str] = &[
     "Type",
     "Name",
     "Table",
@@ -72,19 +75,80 @@ const STORE_KEYS: &[&str] = &[
     "WriteCapacityUnits",
     "Retention",
 ];
-const IMPORT_KEYS: &[&str] = &["Module", "Identifiers"];
-const ANCHOR_KEYS: &[&str] = &["Condition", "Max"];
-const FIELD_TYPES: &[&str] = &[
+pub(super) const IMPORT_KEYS: &[&str] = &["Module", "Identifiers"];
+pub(super) const ANCHOR_KEYS: &[&str] = &["Condition", "Max"];
+pub(super) const FIELD_TYPES: &[&str] = &[
     "integer", "float", "boolean", "string", "datetime", "map", "list", "set",
 ];
-const BLURR_VERSIONS: &[&str] = &["2018-03-01", "2018-03-07"];
+/// The format versions this build implements, each with the semantics it selects. Closed: a
+/// spec written for a later format must not run with an older format's semantics.
+pub(super) const VERSIONS: &[(&str, Dialect)] = &[
+    ("2018-03-01", Dialect::Blurr),
+    ("2018-03-07", Dialect::Blurr),
+    ("2026-11-01", Dialect::Native),
+];
+
+/// `'2018-03-01'`, `'2018-03-07'` (Blurr semantics) and `'2026-11-01'` (native), for hints.
+fn known_versions() -> String {
+    let list = |dialect: Dialect| {
+        VERSIONS
+            .iter()
+            .filter(|(_, d)| *d == dialect)
+            .map(|(v, _)| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "this dtc knows the versions {} (Blurr semantics) and {} (native)",
+        list(Dialect::Blurr),
+        list(Dialect::Native)
+    )
+}
+
+/// Every place a key can be written, for the hint on a key written in the wrong one: a
+/// `Max` at the top level belongs under `Anchor`.
+const KEY_PLACES: &[(&str, &[&str])] = &[
+    ("at the top level of a spec", SPEC_KEYS),
+    ("under `Anchor`", ANCHOR_KEYS),
+    ("in an aggregate (an entry of `Aggregates`)", AGGREGATE_KEYS),
+    (
+        "in a field (an entry of `Fields` or `Dimensions`)",
+        FIELD_KEYS,
+    ),
+    ("in a store (an entry of `Stores`)", STORE_KEYS),
+    ("in an import (an entry of `Import`)", IMPORT_KEYS),
+];
+
+/// "`Max` belongs under `Anchor`" when `key` is a key of other places than the one it was
+/// written in.
+fn belongs_elsewhere(key: &str) -> Option<String> {
+    let places: Vec<&str> = KEY_PLACES
+        .iter()
+        .filter(|(_, keys)| keys.contains(&key))
+        .map(|(place, _)| *place)
+        .collect();
+    let (last, others) = places.split_last()?;
+    let places = if others.is_empty() {
+        (*last).to_string()
+    } else {
+        format!("{} or {last}", others.join(", "))
+    };
+    Some(format!("`{key}` belongs {places}; check its indentation"))
+}
 
 /// Keys allowed on an aggregate of `kind`.
-fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
+pub(super) fn aggregate_keys(kind: AggregateKind) -> &'static [&'static str] {
     match kind {
-        AggregateKind::Identity | AggregateKind::Block => {
-            &["Type", "Name", "When", "Store", "Dimensions", "Fields"]
-        }
+        AggregateKind::Identity => &["Type", "Name", "When", "Store", "Dimensions", "Fields"],
+        AggregateKind::Block => &[
+            "Type",
+            "Name",
+            "When",
+            "Store",
+            "Dimensions",
+            "Split",
+            "Fields",
+        ],
         AggregateKind::Activity => &[
             "Type",
             "Name",
@@ -148,6 +212,7 @@ pub(crate) struct Loader<'t> {
     /// Every store name declared, including stores dropped for other errors, so a bad store
     /// `Type` is not also reported as an unknown store at each use.
     store_names: Vec<String>,
+    exprs: ExprCache,
 }
 
 impl<'t> Loader<'t> {
@@ -157,6 +222,7 @@ impl<'t> Loader<'t> {
             text,
             diagnostics: Vec::new(),
             store_names: Vec::new(),
+            exprs: ExprCache::default(),
         }
     }
 
@@ -212,16 +278,20 @@ impl<'t> Loader<'t> {
                         .with_label("not allowed here"),
                 );
             } else {
-                let mut d = self
-                    .diag(
-                        Code::E0200,
-                        key.span,
-                        format!("unknown key `{}` in {what}", k.value),
-                    )
-                    .with_label("unknown key");
-                if let Some(hint) = did_you_mean(&k.value, allowed.iter().copied()) {
-                    d = d.with_hint(hint);
-                }
+                let d = self.diag(
+                    Code::E0200,
+                    key.span,
+                    format!("unknown key `{}` in {what}", k.value),
+                );
+                // A key of another place was most likely written at the wrong indentation; a
+                // near miss of a key of this place, misspelt.
+                let d = match belongs_elsewhere(&k.value) {
+                    Some(hint) => d.with_label("not a key of this mapping").with_hint(hint),
+                    None => match did_you_mean(&k.value, allowed.iter().copied()) {
+                        Some(hint) => d.with_label("unknown key").with_hint(hint),
+                        None => d.with_label("unknown key"),
+                    },
+                };
                 self.report(d);
             }
         }
@@ -285,7 +355,13 @@ impl<'t> Loader<'t> {
 
     fn expr(&mut self, node: &Node, what: &str) -> Option<ExprNode> {
         let s = self.scalar(node, what)?;
-        match parse_scalar_expr(self.text, &s.value, s.content_start, node.span) {
+        match parse_scalar_expr(
+            &mut self.exprs,
+            self.text,
+            &s.value,
+            s.content_start,
+            node.span,
+        ) {
             Ok(expr) => Some(ExprNode {
                 text: s.value.clone(),
                 span: node.span,
@@ -397,11 +473,11 @@ impl<'t> Loader<'t> {
             .unwrap_or_default();
 
         let (kind, version, name) = (kind?, version?, name?);
-        let dialect = if BLURR_VERSIONS.contains(&version.value.as_str()) {
-            Dialect::Blurr
-        } else {
-            Dialect::Native
-        };
+        // An unknown version is already an error, so the dialect it gets here never runs.
+        let dialect = VERSIONS
+            .iter()
+            .find(|(v, _)| *v == version.value)
+            .map_or(Dialect::Native, |(_, d)| *d);
         Some(Spec {
             file: self.file,
             kind,
@@ -449,9 +525,29 @@ impl<'t> Loader<'t> {
         let value = s.value.clone();
         if !is_date(&value) {
             self.report(
-                self.diag(Code::E0203, node.span, format!("`Version` must be a date 'YYYY-MM-DD', found `{value}`"))
-                    .with_label("not a date")
-                    .with_hint("write the date the spec format was fixed, e.g. `Version: '2026-11-01'`; '2018-03-01' selects Blurr semantics"),
+                self.diag(
+                    Code::E0203,
+                    node.span,
+                    format!("`Version` must be a date 'YYYY-MM-DD', found `{value}`"),
+                )
+                .with_label("not a date")
+                .with_hint(format!(
+                    "write the format version the spec is written for; {}",
+                    known_versions()
+                )),
+            );
+        } else if !VERSIONS.iter().any(|(v, _)| *v == value) {
+            self.report(
+                self.diag(
+                    Code::E0203,
+                    node.span,
+                    format!("unknown format version `{value}`"),
+                )
+                .with_label("not a version this dtc knows")
+                .with_hint(format!(
+                    "{}; a spec for a later version needs a later dtc",
+                    known_versions()
+                )),
             );
         } else if !s.is_quoted() {
             self.report(
@@ -769,12 +865,13 @@ impl<'t> Loader<'t> {
             );
         }
         let mut aggregates: Vec<AggregateDecl> = Vec::new();
+        let mut names: HashMap<String, Span> = HashMap::new();
         for item in items {
             let Some(agg) = self.aggregate(item, spec_kind) else {
                 continue;
             };
-            if let Some(first) = aggregates.iter().find(|a| a.name.value == agg.name.value) {
-                let line = line_of(self.text, first.name.span.start);
+            if let Some(first) = names.get(&agg.name.value) {
+                let line = line_of(self.text, first.start);
                 self.report(
                     self.diag(
                         Code::E0205,
@@ -789,6 +886,7 @@ impl<'t> Loader<'t> {
                 );
                 continue;
             }
+            names.insert(agg.name.value.clone(), agg.name.span);
             aggregates.push(agg);
         }
         aggregates
@@ -866,6 +964,7 @@ impl<'t> Loader<'t> {
         let note = |key: &str| {
             let owners = match key {
                 "Dimensions" => "Identity and Block aggregates",
+                "Split" => "Block aggregates",
                 "SeparateByInactiveSeconds" => "Activity aggregates",
                 "WindowType" | "WindowValue" | "Source" => "Window aggregates",
                 "Store" => "Identity, Block and Activity aggregates",
@@ -902,6 +1001,11 @@ impl<'t> Loader<'t> {
             None
         };
 
+        let split = if allows("Split") {
+            entries.get("Split").and_then(|n| self.expr(n, "Split"))
+        } else {
+            None
+        };
         let mut dimensions = None;
         if allows("Dimensions") {
             match entries.get("Dimensions") {
@@ -921,15 +1025,33 @@ impl<'t> Loader<'t> {
                     }
                     dimensions = dims.map(|d| Spanned::new(d, n.span));
                 }
-                None if kind_value == Some(AggregateKind::Block) => {
+                None if kind_value == Some(AggregateKind::Block)
+                    && entries.get("Split").is_none() =>
+                {
                     self.report(
-                        self.diag(Code::E0302, entries.anchor, "a Block aggregate needs `Dimensions`")
-                            .with_label("Block aggregate without `Dimensions`")
-                            .with_hint("events with the same dimension values (e.g. a session id) form one block; for blocks split by inactivity use an Activity aggregate"),
+                        self.diag(Code::E0302, entries.anchor, "a Block aggregate needs `Dimensions` or `Split`")
+                            .with_label("Block aggregate without `Dimensions` or `Split`")
+                            .with_hint("events with the same dimension values (e.g. a session id) form one block; with `Split: <condition>` a block ends when the condition is true for an event; for blocks split by inactivity use an Activity aggregate"),
                     );
                 }
                 None => {}
             }
+        }
+        if let (Some(split), Some(dims)) = (entries.get("Split"), entries.get("Dimensions"))
+            && kind_value == Some(AggregateKind::Block)
+        {
+            let line = line_of(self.text, dims.span.start);
+            self.report(
+                self.diag(
+                    Code::E0313,
+                    split.span,
+                    "a Block aggregate takes `Dimensions` or `Split`, not both",
+                )
+                .with_label("`Split` beside `Dimensions`")
+                .with_hint(format!(
+                    "`Dimensions` (line {line}) gathers the events with the same values into one block, wherever they are; `Split` starts a new block when its condition is true; keep one"
+                )),
+            );
         }
 
         let mut separate_by_inactive_seconds = None;
@@ -998,18 +1120,19 @@ impl<'t> Loader<'t> {
         };
 
         // Dimension and field names share the aggregate's namespace (`game_stats.session_id`).
-        let mut seen: Vec<&Spanned<String>> = Vec::new();
+        // Indexed, since an aggregate may have thousands of fields.
+        let mut seen: HashMap<&str, Span> = HashMap::new();
         let dims = dimensions.iter().flat_map(|d| d.value.iter());
         for field in dims.chain(fields.value.iter()) {
-            if let Some(first) = seen.iter().find(|s| s.value == field.name.value) {
-                let line = line_of(self.text, first.span.start);
+            if let Some(first) = seen.get(field.name.value.as_str()) {
+                let line = line_of(self.text, first.start);
                 let d = self
                     .diag(Code::E0205, field.name.span, format!("duplicate field name `{}`", field.name.value))
                     .with_label("defined again here")
                     .with_hint(format!("the first `{}` is on line {line}; field and dimension names are unique in an aggregate", field.name.value));
                 self.report(d);
             } else {
-                seen.push(&field.name);
+                seen.insert(&field.name.value, field.name.span);
             }
         }
 
@@ -1019,6 +1142,7 @@ impl<'t> Loader<'t> {
             when,
             store,
             dimensions,
+            split,
             separate_by_inactive_seconds,
             window_type,
             window_value,

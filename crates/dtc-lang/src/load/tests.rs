@@ -195,6 +195,33 @@ fn unknown_key_suggests_the_closest() {
 }
 
 #[test]
+fn a_key_of_another_place_says_where_it_belongs() {
+    let text = WINDOW.replace("  Max: 1\n", "Max: 1\n");
+    let d = first(&text, Code::E0200);
+    assert_eq!(at(&text, &d), "Max");
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("`Max` belongs under `Anchor`; check its indentation")
+    );
+    let text = WINDOW.replace("    Fields:\n", "    Value: 1\n    Fields:\n");
+    let d = first(&text, Code::E0200);
+    assert_eq!(
+        d.hint.as_deref(),
+        Some(
+            "`Value` belongs in a field (an entry of `Fields` or `Dimensions`); check its indentation"
+        )
+    );
+    // A key of several places names them all.
+    let text = WINDOW.replace("  Max: 1\n", "  Max: 1\n  Name: x\n");
+    let d = first(&text, Code::E0200);
+    let hint = d.hint.unwrap_or_default();
+    assert!(
+        hint.starts_with("`Name` belongs at the top level of a spec, in an aggregate"),
+        "{hint}"
+    );
+}
+
+#[test]
 fn missing_required_keys_point_at_the_mapping() {
     let text = WINDOW.replace("        Value: sum(source.purchase_amount)\n", "");
     let d = first(&text, Code::E0201);
@@ -239,9 +266,40 @@ fn version_must_be_a_quoted_date() {
         assert!(codes(&text).contains(&Code::E0203), "{not_a_day}");
     }
     assert_eq!(
-        codes(&WINDOW.replace("'2026-11-01'", "\"2024-02-29\"")),
+        codes(&WINDOW.replace("'2026-11-01'", "\"2026-11-01\"")),
         vec![]
     );
+}
+
+#[test]
+fn version_is_one_this_build_knows() {
+    let dialect = |version: &str| {
+        let (spec, diags) = load_spec(FileId(0), &WINDOW.replace("2026-11-01", version));
+        assert_eq!(diags, vec![], "{version}");
+        spec.map(|s| s.dialect)
+    };
+    assert_eq!(dialect("2018-03-01"), Some(Dialect::Blurr));
+    assert_eq!(dialect("2018-03-07"), Some(Dialect::Blurr));
+    assert_eq!(dialect("2026-11-01"), Some(Dialect::Native));
+    for unknown in [
+        "'2030-01-01'",
+        "'2026-11-02'",
+        "'2024-02-29'",
+        "'2018-03-02'",
+    ] {
+        let text = WINDOW.replace("'2026-11-01'", unknown);
+        let d = first(&text, Code::E0203);
+        assert_eq!(at(&text, &d), unknown);
+        assert!(
+            d.message.contains("unknown format version"),
+            "{}",
+            d.message
+        );
+        let hint = d.hint.unwrap_or_default();
+        for known in ["'2018-03-01'", "'2018-03-07'", "'2026-11-01'"] {
+            assert!(hint.contains(known), "{hint}");
+        }
+    }
 }
 
 #[test]
@@ -376,6 +434,65 @@ fn valid_spec_mutation() -> impl Strategy<Value = String> {
         }
         format!("{}{}{}", &STREAMING[..start], insert, &STREAMING[end..])
     })
+}
+
+/// Every span in `expr` with the text it covers.
+fn spans<'a>(text: &'a str, expr: &crate::ast::Expr, out: &mut Vec<&'a str>) {
+    out.push(&text[expr.span.range()]);
+    if let crate::ast::ExprKind::Compare(first, rest) = &expr.kind {
+        spans(text, first, out);
+        rest.iter().for_each(|(_, e)| spans(text, e, out));
+    }
+}
+
+#[test]
+fn a_repeated_expression_is_placed_at_each_occurrence() {
+    let when = "source.event_id == 'game_start'";
+    let text = STREAMING.replace(
+        "        Value: source.note\n",
+        &format!(
+            "        Value: source.note\n        When: {when}\n      - Name: again\n        When: {when}\n        Value: 1\n"
+        ),
+    );
+    let (spec, diags) = load_spec(FileId(0), &text);
+    assert_eq!(diags, vec![]);
+    let fields = spec
+        .map(|s| s.aggregates[0].fields.value.clone())
+        .unwrap_or_default();
+    let whens: Vec<Vec<&str>> = fields
+        .iter()
+        .filter_map(|f| f.when.as_ref())
+        .map(|w| {
+            let mut out = Vec::new();
+            spans(&text, &w.expr, &mut out);
+            out
+        })
+        .collect();
+    let expected = vec![when, "source.event_id", "'game_start'"];
+    assert_eq!(whens.len(), 3);
+    assert!(whens.iter().all(|w| *w == expected), "{whens:?}");
+    let starts: Vec<usize> = fields
+        .iter()
+        .filter_map(|f| f.when.as_ref())
+        .map(|w| w.expr.span.start)
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+    // A repeated error is reported at each occurrence.
+    let text = text.replace(when, "source.x +");
+    let (_, diags) = load_spec(FileId(0), &text);
+    let errors: Vec<usize> = diags
+        .iter()
+        .filter(|d| d.code == Code::E0400)
+        .map(|d| d.span.start)
+        .collect();
+    assert_eq!(errors.len(), 3, "{diags:?}");
+    assert!(errors.windows(2).all(|w| w[0] < w[1]), "{errors:?}");
+    for d in diags.iter().filter(|d| d.code == Code::E0400) {
+        assert_eq!(
+            &text[d.span.start - "source.x +".len()..d.span.start],
+            "source.x +"
+        );
+    }
 }
 
 proptest! {

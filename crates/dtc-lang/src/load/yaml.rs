@@ -316,6 +316,90 @@ fn count_nodes(node: &Node) -> usize {
     }
 }
 
+/// A hint for a YAML syntax error found at byte `offset` when the lines there suggest that
+/// indentation caused it: a tab in the indentation, or a line indented differently from the
+/// line above it.
+pub(crate) fn indentation_hint(text: &str, offset: usize) -> Option<String> {
+    let lines: Vec<(usize, &str)> = text
+        .split('\n')
+        .scan(0, |start, line| {
+            let at = *start;
+            *start += line.len() + 1;
+            Some((at, line.strip_suffix('\r').unwrap_or(line)))
+        })
+        .collect();
+    let is_content = |line: &str| {
+        let body = line.trim_start_matches([' ', '\t']);
+        !body.is_empty() && !body.starts_with('#')
+    };
+    let indent = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    // The parser stops on a line, or at the end of the line before the one it could not read.
+    let at = lines
+        .iter()
+        .rposition(|(start, _)| *start <= offset)
+        .unwrap_or(0);
+    let rest_blank = lines
+        .get(at)
+        .and_then(|(start, line)| line.get(offset.saturating_sub(*start)..))
+        .is_none_or(|rest| rest.trim().is_empty());
+    let from = if rest_blank { at + 1 } else { at };
+    let line = (from..lines.len())
+        .find(|&i| is_content(lines[i].1))
+        .or_else(|| {
+            (0..=at.min(lines.len().saturating_sub(1)))
+                .rev()
+                .find(|&i| is_content(lines[i].1))
+        })?;
+    // A tab is reported a line early or late as often as on its own line.
+    let next = (at + 1..lines.len()).find(|&i| is_content(lines[i].1));
+    for i in [Some(at.saturating_sub(1)), Some(at), Some(line), next]
+        .into_iter()
+        .flatten()
+    {
+        let text = lines[i].1;
+        let leading = &text[..text.len() - text.trim_start_matches([' ', '\t']).len()];
+        if leading.contains('\t') {
+            return Some(format!(
+                "line {} is indented with a tab: YAML indentation must be spaces",
+                i + 1
+            ));
+        }
+    }
+    let above = (0..line).rev().find(|&i| is_content(lines[i].1))?;
+    let (here, there) = (indent(lines[line].1), indent(lines[above].1));
+    if here == there {
+        return None;
+    }
+    // The indentations still open at `line`: those of the lines it could be nested in or be a
+    // sibling of (a list item's content is indented past its `- `).
+    let mut open: Vec<usize> = Vec::new();
+    for (_, text) in lines[..line].iter().filter(|(_, l)| is_content(l)) {
+        let i = indent(text);
+        while open.last().is_some_and(|&top| top > i) {
+            open.pop();
+        }
+        if open.last() != Some(&i) {
+            open.push(i);
+        }
+        if let Some(item) = text[i..].strip_prefix('-') {
+            let content = i + 1 + item.len() - item.trim_start_matches(' ').len();
+            if item.starts_with(' ') && content > i + 1 {
+                open.push(content);
+            }
+        }
+    }
+    let open: Vec<String> = open.iter().map(usize::to_string).collect();
+    let spaces = if here == 1 { "space" } else { "spaces" };
+    Some(format!(
+        "YAML reads indentation as structure: line {} is indented by {here} {spaces} and line {} \
+         above it by {there}; keys of one mapping must line up, and a nested block is indented \
+         further than its key (indentations in use above: {})",
+        line + 1,
+        above + 1,
+        open.join(", ")
+    ))
+}
+
 fn scan_error(offsets: &Offsets, e: &ScanError) -> YamlError {
     YamlError {
         offset: offsets.byte(e.marker().index()),
@@ -387,6 +471,55 @@ mod tests {
     fn syntax_errors_carry_their_offset() {
         let err = parse("a: [1, 2\nb: 3\n").err().map(|e| e.offset > 0);
         assert_eq!(err, Some(true));
+    }
+
+    /// The hint for `text`'s syntax error.
+    fn hint(text: &str) -> Option<String> {
+        match parse(text) {
+            Ok(_) => panic!("{text:?} parsed"),
+            Err(e) => indentation_hint(text, e.offset),
+        }
+    }
+
+    #[test]
+    fn indentation_errors_say_which_lines_disagree() {
+        let fields = "a:\n  - Name: x\n    Type: integer\n";
+        // A key dedented to the list's level, indented past its siblings, a list item
+        // between two levels, a top-level key indented by one space.
+        for (text, line, here, there) in [
+            (format!("{fields}  When: y\n    Value: 1\n"), 4, 2, 4),
+            (format!("{fields}     When: y\n"), 4, 5, 4),
+            (format!("{fields}   - Name: z\n"), 4, 3, 4),
+            ("a: 1\n b: 2\n".to_string(), 2, 1, 0),
+        ] {
+            let hint = hint(&text).unwrap_or_default();
+            let spaces = if here == 1 { "space" } else { "spaces" };
+            let expected = format!(
+                "line {line} is indented by {here} {spaces} and line {} above it by {there}",
+                line - 1
+            );
+            assert!(hint.contains(&expected), "{text:?}: {hint}");
+        }
+        let hint = hint(&format!("{fields}     When: y\n")).unwrap_or_default();
+        assert!(
+            hint.ends_with("(indentations in use above: 0, 2, 4)"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_named() {
+        let hint = hint("a:\n  - b: 1\n\tc: 2\n");
+        assert_eq!(
+            hint.as_deref(),
+            Some("line 3 is indented with a tab: YAML indentation must be spaces")
+        );
+    }
+
+    #[test]
+    fn other_syntax_errors_get_no_indentation_hint() {
+        assert_eq!(hint("a: [1, 2\nb: 3\n"), None);
+        assert_eq!(hint("a: 'x\n"), None);
     }
 
     #[test]

@@ -47,13 +47,18 @@ fn sexp(expr: &Expr) -> String {
         }
         ExprKind::Unary(UnaryOp::Neg, operand) => format!("(neg {})", sexp(operand)),
         ExprKind::Unary(UnaryOp::Pos, operand) => format!("(pos {})", sexp(operand)),
-        ExprKind::Binary(op, lhs, rhs) => format!("({} {} {})", op.symbol(), sexp(lhs), sexp(rhs)),
-        ExprKind::Logical(op, lhs, rhs) => {
+        // Chains render folded to the left, the order they are applied in.
+        ExprKind::Binary(first, rest) => rest.iter().fold(sexp(first), |acc, operation| {
+            format!("({} {acc} {})", operation.op.symbol(), sexp(&operation.rhs))
+        }),
+        ExprKind::Logical(op, operands) => {
             let op = match op {
                 crate::ast::LogicalOp::And => "and",
                 crate::ast::LogicalOp::Or => "or",
             };
-            format!("({op} {} {})", sexp(lhs), sexp(rhs))
+            let mut operands = operands.iter().map(sexp);
+            let first = operands.next().unwrap_or_default();
+            operands.fold(first, |acc, operand| format!("({op} {acc} {operand})"))
         }
         ExprKind::Not(operand) => format!("(not {})", sexp(operand)),
         ExprKind::Compare(first, rest) => {
@@ -315,11 +320,12 @@ fn spans_are_shifted_by_base() {
         panic!("did not parse");
     };
     assert_eq!(expr.span, Span::new(1000, 1015));
-    let ExprKind::Binary(_, call, one) = &expr.kind else {
+    let ExprKind::Binary(call, rest) = &expr.kind else {
         panic!("not a binary: {}", sexp(&expr));
     };
     assert_eq!(call.span, Span::new(1000, 1011));
-    assert_eq!(one.span, Span::new(1014, 1015));
+    assert_eq!(rest[0].rhs.span, Span::new(1014, 1015));
+    assert_eq!(rest[0].span, Span::new(1000, 1015));
     let ExprKind::Call { func, args } = &call.kind else {
         panic!("not a call: {}", sexp(call));
     };
@@ -361,11 +367,11 @@ fn spans_cover_parentheses_of_operands_but_not_their_own() {
         panic!("did not parse");
     };
     assert_eq!(expr.span, Span::new(0, 16));
-    let ExprKind::Binary(_, neg, attr) = &expr.kind else {
+    let ExprKind::Binary(neg, rest) = &expr.kind else {
         panic!("not binary: {}", sexp(&expr));
     };
     assert_eq!(neg.span, Span::new(0, 8));
-    assert_eq!(attr.span, Span::new(11, 16));
+    assert_eq!(rest[0].rhs.span, Span::new(11, 16));
     let ExprKind::Unary(_, sum) = &neg.kind else {
         panic!("not unary");
     };
@@ -523,18 +529,57 @@ fn too_deep_brackets_are_an_error_at_the_offending_bracket() {
 }
 
 #[test]
-fn long_operator_chains_are_an_error_not_a_stack_overflow() {
+fn long_nesting_chains_are_an_error_not_a_stack_overflow() {
     let n = 5_000;
     for text in [
         format!("{}x", "-".repeat(n)),
         format!("{}x", "not ".repeat(n)),
-        format!("{}x", "x + ".repeat(n)),
         format!("{}x", "x ** ".repeat(n)),
         format!("{}x", "x if c else ".repeat(n)),
+        format!("{}x{}", "(x + ".repeat(n), ")".repeat(n)),
     ] {
         let err = parse_err(&text, 0);
         assert!(err.message.contains("nested too deeply"), "{}", err.message);
     }
+}
+
+#[test]
+fn left_associative_chains_do_not_count_as_nesting() {
+    let n = 5_000;
+    for (op, sep) in [
+        ("+", " + "),
+        ("-", " - "),
+        ("*", " * "),
+        ("//", " // "),
+        ("and", " and "),
+        ("or", " or "),
+    ] {
+        let terms: Vec<String> = (0..n).map(|i| format!("x{i}")).collect();
+        let text = terms.join(sep);
+        let expr = match parse_expr(&text, 0) {
+            Ok(expr) => expr,
+            Err(e) => panic!("`{op}` chain: {}", e.message),
+        };
+        let operands = match &expr.kind {
+            ExprKind::Binary(first, rest) => {
+                assert!(rest.iter().all(|o| o.op.symbol() == op));
+                assert_eq!(first.kind, ExprKind::Name("x0".into()));
+                rest.len() + 1
+            }
+            ExprKind::Logical(_, operands) => operands.len(),
+            other => panic!("`{op}` chain: {other:?}"),
+        };
+        assert_eq!(operands, n, "{op}");
+        assert_eq!(expr.span, Span::new(0, text.len()));
+    }
+    // A chain at the deepest nesting allowed still parses: its length adds no depth.
+    let chain = vec!["x"; 300].join(" + ");
+    let text = format!(
+        "{}{chain}{}",
+        "[".repeat(MAX_DEPTH - 2),
+        "]".repeat(MAX_DEPTH - 2)
+    );
+    assert!(parse_expr(&text, 0).is_ok());
 }
 
 #[test]

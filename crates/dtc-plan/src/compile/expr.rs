@@ -6,15 +6,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dtc_lang::ast::{Arg, BinOp, Expr, ExprKind, Ident, UnaryOp};
+use dtc_lang::ast::{Arg, Expr, ExprKind, Ident, Operation, UnaryOp};
 use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::span::{FileId, Span};
 use dtc_lang::syntax::AggregateKind;
 use indexmap::IndexSet;
 
-use super::hint::did_you_mean;
 use super::names::{self, Bound, Callable, Signature};
 use super::types::{self, Ty};
+use crate::hint::did_you_mean;
 use crate::plan::{
     AggId, AggregateLayout, Attribute, Builtin, CExpr, CGenerator, ColumnId, Method, Slot,
     SourcePath,
@@ -27,17 +27,65 @@ pub(crate) struct AggInfo {
     pub name: String,
     pub kind: AggregateKind,
     pub layout: AggregateLayout,
+    /// Column ids by name: a spec may have thousands of fields, each read by name several
+    /// times, so finding one must not scan the layout.
+    by_name: HashMap<String, ColumnId>,
 }
 
 impl AggInfo {
-    fn column(&self, name: &str) -> Option<(ColumnId, Ty)> {
-        let id = self.layout.column(name)?;
+    pub(crate) fn new(name: String, kind: AggregateKind, layout: AggregateLayout) -> Self {
+        let mut by_name = HashMap::with_capacity(layout.columns.len());
+        for (i, column) in layout.columns.iter().enumerate() {
+            // The first of two same-named columns, as a scan would find (the duplicate is
+            // reported by the loader).
+            by_name.entry(column.name.clone()).or_insert(index_u16(i));
+        }
+        AggInfo {
+            name,
+            kind,
+            layout,
+            by_name,
+        }
+    }
+
+    pub(crate) fn column(&self, name: &str) -> Option<(ColumnId, Ty)> {
+        let id = *self.by_name.get(name)?;
         let column = self.layout.columns.get(usize::from(id))?;
         Some((id, Ty::of_field(column.ty)))
     }
 
     fn column_names(&self) -> impl Iterator<Item = &str> {
         self.layout.columns.iter().map(|c| c.name.as_str())
+    }
+}
+
+/// The aggregates of one spec in spec order, also found by name without a scan.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AggTable {
+    infos: Vec<AggInfo>,
+    by_name: HashMap<String, usize>,
+}
+
+impl AggTable {
+    pub(crate) fn new(infos: Vec<AggInfo>) -> Self {
+        let mut by_name = HashMap::with_capacity(infos.len());
+        for (i, info) in infos.iter().enumerate() {
+            by_name.entry(info.name.clone()).or_insert(i);
+        }
+        AggTable { infos, by_name }
+    }
+
+    /// The index of the aggregate named `name`.
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+}
+
+impl std::ops::Deref for AggTable {
+    type Target = [AggInfo];
+
+    fn deref(&self) -> &[AggInfo] {
+        &self.infos
     }
 }
 
@@ -52,19 +100,19 @@ pub(crate) enum StreamPart {
     Aggregate(usize),
 }
 
-/// The names in scope for one expression (contract 4.2).
+/// The names in scope for one expression (docs/language.md section 6).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Env<'a> {
     Streaming {
-        aggs: &'a [AggInfo],
+        aggs: &'a AggTable,
         part: StreamPart,
     },
     Window {
         /// The `SourceBTS` streaming spec's name and aggregates.
         stream_name: &'a str,
-        stream: &'a [AggInfo],
+        stream: &'a AggTable,
         anchor: AggId,
-        aggs: &'a [AggInfo],
+        aggs: &'a AggTable,
         /// The window/variable aggregate being compiled; `None` in `Anchor.Condition`.
         current: Option<usize>,
         /// Inside a Window aggregate: its `Source` aggregate.
@@ -80,7 +128,7 @@ pub(crate) struct Sink {
     pub paths: IndexSet<SourcePath>,
     pub whole_source: bool,
     /// Window: source columns read by the current Window aggregate.
-    pub used_columns: Vec<ColumnId>,
+    pub used_columns: IndexSet<ColumnId>,
 }
 
 /// What a name (or a dotted prefix) stands for before it becomes a value.
@@ -194,16 +242,14 @@ impl<'a, 's> ExprCompiler<'a, 's> {
             } => self.slice(expr.span, value, [lower, upper, step]),
             ExprKind::Call { func, args } => self.call(expr.span, func, args),
             ExprKind::Unary(op, operand) => self.unary(expr.span, *op, operand),
-            ExprKind::Binary(op, left, right) => self.binary(expr.span, *op, left, right),
-            ExprKind::Logical(op, left, right) => {
-                let (l, lt) = self.compile(left);
-                let (r, rt) = self.compile(right);
-                let (l, r) = (Box::new(l), Box::new(r));
+            ExprKind::Binary(first, rest) => self.binary(first, rest),
+            ExprKind::Logical(op, operands) => {
+                let (operands, ty) = self.items(operands);
                 let node = match op {
-                    dtc_lang::ast::LogicalOp::And => CExpr::And(l, r),
-                    dtc_lang::ast::LogicalOp::Or => CExpr::Or(l, r),
+                    dtc_lang::ast::LogicalOp::And => CExpr::And(operands),
+                    dtc_lang::ast::LogicalOp::Or => CExpr::Or(operands),
                 };
-                (node, lt.join(rt))
+                (node, ty)
             }
             ExprKind::Not(operand) => (CExpr::Not(Box::new(self.compile(operand).0)), Ty::Bool),
             ExprKind::Compare(first, rest) => {
@@ -382,7 +428,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                     }
                     _ => {}
                 }
-                if let Some(i) = aggs.iter().position(|a| a.name == name) {
+                if let Some(i) = aggs.position(name) {
                     return Lookup::Found(match part {
                         StreamPart::Aggregate(current) if i <= current => Item::Agg(i),
                         StreamPart::Aggregate(current) => {
@@ -458,7 +504,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                 if name == stream_name {
                     return Lookup::Found(Item::Stream);
                 }
-                if let Some(i) = aggs.iter().position(|a| a.name == name) {
+                if let Some(i) = aggs.position(name) {
                     return Lookup::Found(match current {
                         Some(current) if i <= current => Item::Agg(i),
                         Some(current) => {
@@ -576,9 +622,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                 };
                 match agg.column(name) {
                     Some((column, ty)) if window => {
-                        if !self.sink.used_columns.contains(&column) {
-                            self.sink.used_columns.push(column);
-                        }
+                        self.sink.used_columns.insert(column);
                         Item::Value(CExpr::Load(Slot::WindowSource { column }), Ty::list(ty))
                     }
                     Some((column, ty)) => Item::Value(CExpr::Load(Slot::Anchor { column }), ty),
@@ -675,7 +719,7 @@ impl<'a, 's> ExprCompiler<'a, 's> {
             return Item::Error;
         };
         let name = attr.name.as_str();
-        let Some(i) = stream.iter().position(|a| a.name == name) else {
+        let Some(i) = stream.position(name) else {
             let hint = did_you_mean(name, stream.iter().map(|a| a.name.as_str()));
             self.error(
                 Code::E0401,
@@ -854,32 +898,36 @@ impl<'a, 's> ExprCompiler<'a, 's> {
         (node, result)
     }
 
-    fn binary(&mut self, span: Span, op: BinOp, left: &Expr, right: &Expr) -> (CExpr, Ty) {
-        let (l, lt) = self.compile(left);
-        let (r, rt) = self.compile(right);
-        let ty = match types::binary(op, &lt, &rt) {
-            Some(ty) => ty,
-            None => {
-                let hint = match (&lt, &rt) {
-                    (Ty::Str, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::Str) => {
-                        Some("convert explicitly with str(...), int(...) or float(...)".to_string())
-                    }
-                    _ => None,
-                };
-                self.type_error(
-                    span,
-                    format!(
-                        "unsupported operand types for `{}`: `{}` and `{}`",
-                        op.symbol(),
-                        lt.name(),
-                        rt.name()
-                    ),
-                    hint,
-                );
-                Ty::Any
-            }
-        };
-        (CExpr::Binary(op, Box::new(l), Box::new(r)), ty)
+    fn binary(&mut self, first: &Expr, rest: &[Operation]) -> (CExpr, Ty) {
+        let (first, mut lt) = self.compile(first);
+        let mut operations = Vec::with_capacity(rest.len());
+        for Operation { op, rhs, span } in rest {
+            let (r, rt) = self.compile(rhs);
+            lt = match types::binary(*op, &lt, &rt) {
+                Some(ty) => ty,
+                None => {
+                    let hint = match (&lt, &rt) {
+                        (Ty::Str, Ty::Int | Ty::Float) | (Ty::Int | Ty::Float, Ty::Str) => Some(
+                            "convert explicitly with str(...), int(...) or float(...)".to_string(),
+                        ),
+                        _ => None,
+                    };
+                    self.type_error(
+                        *span,
+                        format!(
+                            "unsupported operand types for `{}`: `{}` and `{}`",
+                            op.symbol(),
+                            lt.name(),
+                            rt.name()
+                        ),
+                        hint,
+                    );
+                    Ty::Any
+                }
+            };
+            operations.push((*op, r));
+        }
+        (CExpr::Binary(Box::new(first), operations), lt)
     }
 
     fn index_type(&mut self, span: Span, value: &Ty, index: &Ty) -> Ty {
@@ -1291,6 +1339,13 @@ impl<'a, 's> ExprCompiler<'a, 's> {
                     _ => Ty::Tuple,
                 }
             }
+            Builtin::First | Builtin::Last => {
+                let elem = self.iter_elem(first_span, &first);
+                match args.get(1) {
+                    Some((default, _)) => elem.join(default.clone()),
+                    None => elem,
+                }
+            }
             Builtin::Zip | Builtin::Enumerate => {
                 let iterables = if sig.builtin == Builtin::Zip {
                     args.len()
@@ -1570,10 +1625,15 @@ pub(crate) fn walk(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
         ExprKind::Attr(value, _) | ExprKind::Unary(_, value) | ExprKind::Not(value) => {
             walk(value, f)
         }
-        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) | ExprKind::Logical(_, a, b) => {
+        ExprKind::Index(a, b) => {
             walk(a, f);
             walk(b, f);
         }
+        ExprKind::Binary(first, rest) => {
+            walk(first, f);
+            rest.iter().for_each(|o| walk(&o.rhs, f));
+        }
+        ExprKind::Logical(_, operands) => operands.iter().for_each(|e| walk(e, f)),
         ExprKind::Slice {
             value,
             lower,

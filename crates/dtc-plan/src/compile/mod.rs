@@ -1,11 +1,11 @@
 //! Resolver and type checker: syntax trees → compiled plans.
 //!
-//! Names are bound to [`crate::plan::Slot`]s (contract 4.2), calls to [`crate::plan::Builtin`]
-//! and [`crate::plan::Method`] (4.3, 4.6), and a static type is inferred for every expression so
-//! that mismatches certain to fail at run time are reported at load time (4.5).
+//! Names are bound to [`crate::plan::Slot`]s (docs/language.md section 6), calls to
+//! [`crate::plan::Builtin`] and [`crate::plan::Method`] (sections 7 and 8), and a static type is
+//! inferred for every expression so that mismatches certain to fail at run time are reported at
+//! load time (section 9).
 
 mod expr;
-mod hint;
 mod names;
 mod schedule;
 mod streaming;

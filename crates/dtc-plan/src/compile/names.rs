@@ -1,4 +1,5 @@
-//! Built-in functions (contract 4.3) and the Python imports they stand for (4.6).
+//! Built-in functions (docs/language.md section 7.1) and the Python imports they stand for
+//! (section 8).
 
 use std::collections::HashMap;
 
@@ -6,8 +7,8 @@ use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::span::FileId;
 use dtc_lang::syntax::ImportDecl;
 
-use super::hint::did_you_mean;
 use super::types::Ty;
+use crate::hint::did_you_mean;
 use crate::plan::Builtin;
 use crate::value::Value;
 
@@ -87,6 +88,14 @@ static RANGE: Signature = sig("range", Builtin::Range, &["start", "stop", "step"
 static ENUMERATE: Signature = Signature {
     keywords_from: 1,
     ..sig("enumerate", Builtin::Enumerate, &["iterable", "start"], 1)
+};
+static FIRST: Signature = Signature {
+    keywords_from: 1,
+    ..sig("first", Builtin::First, &["iterable", "default"], 1)
+};
+static LAST: Signature = Signature {
+    keywords_from: 1,
+    ..sig("last", Builtin::Last, &["iterable", "default"], 1)
 };
 static PARSE_TIME: Signature = sig("parse_time", Builtin::ParseTime, &["s", "format"], 1);
 static PARSER_PARSE: Signature = sig("parse", Builtin::ParseTime, &["timestr"], 1);
@@ -308,6 +317,8 @@ pub(crate) const BUILTIN_NAMES: &[&str] = &[
     "zip",
     "range",
     "enumerate",
+    "first",
+    "last",
     "parse_time",
     "datetime",
     "timedelta",
@@ -337,6 +348,8 @@ pub(crate) fn builtin(name: &str) -> Option<Bound> {
         "zip" => &ZIP,
         "range" => &RANGE,
         "enumerate" => &ENUMERATE,
+        "first" => &FIRST,
+        "last" => &LAST,
         "parse_time" => &PARSE_TIME,
         "timedelta" => &TIMEDELTA,
         "datetime" => return Some(Bound::DatetimeClass),
@@ -349,7 +362,7 @@ const SUPPORTED: &str = "supported imports: dateutil (parser, tz), dateutil.pars
 dateutil.tz (tzutc, UTC), datetime (datetime, date, timedelta, timezone), math (floor, ceil, \
 sqrt, log, exp, pow, pi, e); built-in functions: len, count, sum, min, max, abs, round, int, \
 float, str, bool, list, set, dict, tuple, sorted, reversed, any, all, zip, range, enumerate, \
-parse_time, datetime, timedelta";
+first, last, parse_time, datetime, timedelta";
 
 /// Binds the names a spec's `Import` list introduces; unsupported modules and names are E0407.
 pub(crate) fn bind_imports(

@@ -2,6 +2,7 @@
 //! [`FieldSchedule`]).
 
 use dtc_lang::ast::CmpOp;
+use indexmap::IndexMap;
 
 use crate::plan::{CExpr, FieldPlan, FieldSchedule, ScheduledField, Slot};
 use crate::value::{Str, Value};
@@ -14,23 +15,22 @@ struct Guard {
     whole: bool,
 }
 
-/// The schedule of `fields`, guarded on the source path most of their `When`s test.
+/// The schedule of `fields`, guarded on the source path most of their `When`s test. Built in
+/// time proportional to the fields and the schedule's size, whatever the number of paths and
+/// strings the guards use.
 pub(crate) fn schedule(fields: &[FieldPlan]) -> FieldSchedule {
     let guards: Vec<Option<Guard>> = fields
         .iter()
         .map(|f| f.when.as_ref().and_then(guard))
         .collect();
-    let mut counts: Vec<(u32, usize)> = Vec::new();
+    let mut counts: IndexMap<u32, usize> = IndexMap::new();
     for g in guards.iter().flatten() {
-        match counts.iter_mut().find(|(path, _)| *path == g.path) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((g.path, 1)),
-        }
+        *counts.entry(g.path).or_insert(0) += 1;
     }
     // Ties go to the path guarding an earlier field, so the choice does not depend on hashing.
     let best = counts
         .iter()
-        .copied()
+        .map(|(path, n)| (*path, *n))
         .reduce(|best, c| if c.1 > best.1 { c } else { best });
     let Some((path, _)) = best.filter(|&(_, n)| n >= 2) else {
         return FieldSchedule {
@@ -39,33 +39,38 @@ pub(crate) fn schedule(fields: &[FieldPlan]) -> FieldSchedule {
             otherwise: (0..fields.len()).map(|i| checked(i, true)).collect(),
         };
     };
-    let mut strings: Vec<Str> = Vec::new();
-    for g in guards.iter().filter_map(|g| on_path(g, path)) {
-        for s in &g.strings {
-            if !strings.contains(s) {
-                strings.push(s.clone());
+    // Per string, in order of first appearance: the fields guarded by it, in field order.
+    let mut guarded: IndexMap<Str, Vec<usize>> = IndexMap::new();
+    for (i, g) in guards.iter().enumerate() {
+        for s in on_path(g, path).iter().flat_map(|g| &g.strings) {
+            let fields = guarded.entry(s.clone()).or_default();
+            if fields.last() != Some(&i) {
+                fields.push(i);
             }
         }
     }
-    let cases = strings
-        .into_iter()
-        .map(|s| {
-            let fields = guards
-                .iter()
-                .enumerate()
-                .filter_map(|(i, g)| match on_path(g, path) {
-                    Some(g) => g.strings.contains(&s).then(|| checked(i, !g.whole)),
-                    None => Some(checked(i, true)),
-                })
-                .collect();
-            (s, fields)
-        })
-        .collect();
-    let otherwise = guards
+    let otherwise: Vec<ScheduledField> = guards
         .iter()
         .enumerate()
         .filter(|(_, g)| on_path(g, path).is_none())
         .map(|(i, _)| checked(i, true))
+        .collect();
+    let cases = guarded
+        .into_iter()
+        .map(|(s, indices)| {
+            // The guarded fields merged with the unguarded ones, keeping field order.
+            let mut fields = Vec::with_capacity(indices.len() + otherwise.len());
+            let mut rest = otherwise.iter().peekable();
+            for i in indices {
+                while let Some(u) = rest.next_if(|u| u.index < i) {
+                    fields.push(*u);
+                }
+                let whole = on_path(&guards[i], path).is_some_and(|g| g.whole);
+                fields.push(checked(i, !whole));
+            }
+            fields.extend(rest);
+            (s, fields)
+        })
         .collect();
     FieldSchedule {
         path: Some(path),
@@ -86,7 +91,7 @@ fn checked(index: usize, check_when: bool) -> ScheduledField {
 /// as the first operand of `and` (which is false whenever its first operand is).
 fn guard(when: &CExpr) -> Option<Guard> {
     match when {
-        CExpr::And(first, _) => guard(first).map(|g| Guard { whole: false, ..g }),
+        CExpr::And(items) => guard(items.first()?).map(|g| Guard { whole: false, ..g }),
         CExpr::Compare(left, rest) => {
             let (CExpr::Load(Slot::SourcePath(path)), [(op, right)]) = (&**left, rest.as_slice())
             else {
@@ -152,10 +157,7 @@ mod tests {
 
     #[test]
     fn guarded_fields_are_found_by_their_string_in_field_order() {
-        let more = CExpr::And(
-            Box::new(path_eq(0, "end")),
-            Box::new(CExpr::Load(Slot::SourcePath(1))),
-        );
+        let more = CExpr::And(vec![path_eq(0, "end"), CExpr::Load(Slot::SourcePath(1))]);
         let fields = [
             field(Some(path_eq(0, "start"))),
             field(None),
@@ -214,7 +216,7 @@ mod tests {
             Box::new(CExpr::Load(Slot::SourcePath(0))),
             vec![(CmpOp::NotEq, CExpr::Const(Value::str("a")))],
         );
-        let or = CExpr::Or(Box::new(path_eq(0, "a")), Box::new(path_eq(0, "b")));
+        let or = CExpr::Or(vec![path_eq(0, "a"), path_eq(0, "b")]);
         for when in [int_eq, field_eq, not_eq, or] {
             assert!(guard(&when).is_none(), "{when:?}");
         }

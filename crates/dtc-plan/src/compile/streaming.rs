@@ -8,13 +8,13 @@ use dtc_lang::syntax::{
     AggregateDecl, AggregateKind, ExprNode, FieldDecl, Spec, StoreDecl, StoreKind,
 };
 
-use super::expr::{AggInfo, Env, ExprCompiler, Sink, StreamPart};
+use super::expr::{AggInfo, AggTable, Env, ExprCompiler, Sink, StreamPart};
 use super::names::{self, Bound};
 use super::schedule;
 use super::types::{self, Ty};
 use crate::plan::{
-    AggregateLayout, CExpr, Column, ColumnId, ColumnRole, FieldPlan, FieldType, StoreBackendKind,
-    StorePlan, StreamAggregate, StreamAggregateKind, StreamingPlan,
+    AggregateLayout, CExpr, Column, ColumnRole, FieldPlan, FieldType, StoreBackendKind, StorePlan,
+    StreamAggregate, StreamAggregateKind, StreamingPlan,
 };
 
 /// The record layout of an aggregate (see [`AggregateLayout`]).
@@ -59,15 +59,13 @@ pub(crate) fn layout(decl: &AggregateDecl) -> AggregateLayout {
     AggregateLayout { columns }
 }
 
-pub(crate) fn agg_infos(spec: &Spec) -> Vec<AggInfo> {
-    spec.aggregates
-        .iter()
-        .map(|decl| AggInfo {
-            name: decl.name.value.clone(),
-            kind: decl.kind.value,
-            layout: layout(decl),
-        })
-        .collect()
+pub(crate) fn agg_infos(spec: &Spec) -> AggTable {
+    AggTable::new(
+        spec.aggregates
+            .iter()
+            .map(|decl| AggInfo::new(decl.name.value.clone(), decl.kind.value, layout(decl)))
+            .collect(),
+    )
 }
 
 pub(crate) fn stores(decls: &[StoreDecl]) -> Vec<StorePlan> {
@@ -127,8 +125,7 @@ impl SpecCompiler {
     pub(crate) fn field(
         &mut self,
         env: Env<'_>,
-        agg: &str,
-        layout: &AggregateLayout,
+        info: &AggInfo,
         decl: &FieldDecl,
     ) -> Option<FieldPlan> {
         let when = self.opt_expr(env, decl.when.as_ref());
@@ -154,8 +151,9 @@ impl SpecCompiler {
             value
         });
         let error_id = u32::try_from(self.field_names.len()).unwrap_or(u32::MAX);
-        self.field_names.push(format!("{agg}.{}", decl.name.value));
-        let column: Option<ColumnId> = layout.column(&decl.name.value);
+        self.field_names
+            .push(format!("{}.{}", info.name, decl.name.value));
+        let column = info.column(&decl.name.value).map(|(id, _)| id);
         match (value, column) {
             (Some(value), Some(column)) => Some(FieldPlan {
                 name: decl.name.value.clone(),
@@ -175,13 +173,12 @@ impl SpecCompiler {
     pub(crate) fn fields(
         &mut self,
         env: Env<'_>,
-        agg: &str,
-        layout: &AggregateLayout,
+        info: &AggInfo,
         decls: &[FieldDecl],
     ) -> Vec<FieldPlan> {
         decls
             .iter()
-            .filter_map(|decl| self.field(env, agg, layout, decl))
+            .filter_map(|decl| self.field(env, info, decl))
             .collect()
     }
 }
@@ -189,7 +186,7 @@ impl SpecCompiler {
 /// Compiles a streaming spec; the plan is `None` if it has errors. Diagnostics go to `diags`.
 pub(crate) fn compile(
     spec: &Spec,
-    infos: &[AggInfo],
+    infos: &AggTable,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<StreamingPlan> {
     let mut c = SpecCompiler::new(spec);
@@ -240,19 +237,40 @@ pub(crate) fn compile(
     let when = c.opt_expr(env(StreamPart::When), spec.when.as_ref());
 
     let mut aggregates = Vec::with_capacity(spec.aggregates.len());
-    for (i, (decl, info)) in spec.aggregates.iter().zip(infos).enumerate() {
+    for (i, (decl, info)) in spec.aggregates.iter().zip(infos.iter()).enumerate() {
         let env = env(StreamPart::Aggregate(i));
         let name = &decl.name.value;
         let when = c.opt_expr(env, decl.when.as_ref());
         let dimensions = match &decl.dimensions {
-            Some(dims) => c.fields(env, name, &info.layout, &dims.value),
+            Some(dims) => c.fields(env, info, &dims.value),
             None => Vec::new(),
         };
-        let fields = c.fields(env, name, &info.layout, &decl.fields.value);
+        let fields = c.fields(env, info, &decl.fields.value);
+        let split = decl.split.as_ref().map(|node| {
+            let (split, ty) = c.expr(env, node);
+            if !matches!(ty, Ty::Bool | Ty::Any) {
+                c.diag(
+                    Diagnostic::new(
+                        Code::E0314,
+                        c.file,
+                        node.expr.span,
+                        format!("`Split` must be a boolean, but its type is `{}`", ty.name()),
+                    )
+                    .with_label(format!("type `{}`", ty.name()))
+                    .with_hint(format!(
+                        "a block ends when `Split` is true: compare, e.g. `source.session_id != {name}.session_id`"
+                    )),
+                );
+            }
+            split
+        });
         let kind =
             match decl.kind.value {
                 AggregateKind::Identity => Some(StreamAggregateKind::Identity),
-                AggregateKind::Block => Some(StreamAggregateKind::Block),
+                AggregateKind::Block => Some(match split {
+                    Some(split) => StreamAggregateKind::SplitBlock { split },
+                    None => StreamAggregateKind::Block,
+                }),
                 AggregateKind::Activity => decl.separate_by_inactive_seconds.as_ref().map(|s| {
                     StreamAggregateKind::Activity {
                         separate_by_inactive_seconds: s.value,

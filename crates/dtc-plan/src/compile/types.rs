@@ -1,4 +1,4 @@
-//! Static types of expressions (contract 4.5): inferred while resolving, used to report the
+//! Static types of expressions (docs/language.md section 9): inferred while resolving, used to report the
 //! mismatches that are certain to fail at run time. `Any` (source data, unknowns) always passes.
 
 use dtc_lang::ast::{BinOp, CmpOp};

@@ -7,9 +7,9 @@ use dtc_lang::diagnostic::{Code, Diagnostic};
 use dtc_lang::span::{FileId, Span};
 use dtc_lang::syntax::{AggregateKind, Spec};
 
-use super::expr::{AggInfo, Env, walk};
-use super::hint::did_you_mean;
+use super::expr::{AggInfo, AggTable, Env, walk};
 use super::streaming::{self, SpecCompiler};
+use crate::hint::did_you_mean;
 use crate::plan::{
     AggId, AggregateLayout, Column, ColumnRole, StreamingPlan, WindowAggregate,
     WindowAggregateKind, WindowPlan,
@@ -19,7 +19,7 @@ use crate::plan::{
 pub(crate) struct StreamEntry {
     pub name: String,
     pub file: FileId,
-    pub aggs: Vec<AggInfo>,
+    pub aggs: AggTable,
     /// `None` when the streaming spec has errors (already reported).
     pub plan: Option<Arc<StreamingPlan>>,
 }
@@ -141,14 +141,11 @@ fn compile_inner(
         return None;
     };
 
-    let infos: Vec<AggInfo> = spec
-        .aggregates
-        .iter()
-        .map(|decl| AggInfo {
-            name: decl.name.value.clone(),
-            kind: decl.kind.value,
-            layout: AggregateLayout {
-                columns: decl
+    let infos = AggTable::new(
+        spec.aggregates
+            .iter()
+            .map(|decl| {
+                let columns = decl
                     .fields
                     .value
                     .iter()
@@ -157,10 +154,15 @@ fn compile_inner(
                         ty: f.ty.value,
                         role: ColumnRole::Field,
                     })
-                    .collect(),
-            },
-        })
-        .collect();
+                    .collect();
+                AggInfo::new(
+                    decl.name.value.clone(),
+                    decl.kind.value,
+                    AggregateLayout { columns },
+                )
+            })
+            .collect(),
+    );
     let env = |current, window_source| Env::Window {
         stream_name: &stream.name,
         stream: &stream.aggs,
@@ -177,15 +179,15 @@ fn compile_inner(
         .map(|node| c.expr(env(None, None), node).0);
 
     let mut aggregates = Vec::with_capacity(spec.aggregates.len());
-    for (i, ((decl, info), source)) in spec.aggregates.iter().zip(&infos).zip(&sources).enumerate()
+    for (i, ((decl, info), source)) in spec
+        .aggregates
+        .iter()
+        .zip(infos.iter())
+        .zip(&sources)
+        .enumerate()
     {
         c.sink.used_columns.clear();
-        let fields = c.fields(
-            env(Some(i), *source),
-            &decl.name.value,
-            &info.layout,
-            &decl.fields.value,
-        );
+        let fields = c.fields(env(Some(i), *source), info, &decl.fields.value);
         let kind = match decl.kind.value {
             AggregateKind::Variable => WindowAggregateKind::Variable,
             AggregateKind::Window => {
@@ -199,7 +201,9 @@ fn compile_inner(
                     window_type: window_type.value,
                     value: value.value,
                     source: *source,
-                    used_columns: std::mem::take(&mut c.sink.used_columns),
+                    used_columns: std::mem::take(&mut c.sink.used_columns)
+                        .into_iter()
+                        .collect(),
                 }
             }
             _ => {
@@ -281,7 +285,7 @@ fn resolve_source(
         c.diag(d);
         return None;
     }
-    match stream.aggs.iter().position(|a| a.name == aggregate.value) {
+    match stream.aggs.position(&aggregate.value) {
         Some(i) if is_block(stream.aggs[i].kind) => Some(agg_id(i)),
         Some(_) => {
             let d = error(
@@ -326,7 +330,7 @@ fn anchor_aggregate(
             if let ExprKind::Attr(inner, agg) = &e.kind
                 && let ExprKind::Name(name) = &inner.kind
                 && *name == stream.name
-                && let Some(i) = stream.aggs.iter().position(|a| a.name == agg.name)
+                && let Some(i) = stream.aggs.position(&agg.name)
                 && is_block(stream.aggs[i].kind)
             {
                 referenced.push(i);

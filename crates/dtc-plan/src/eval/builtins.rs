@@ -1,4 +1,4 @@
-//! Built-in functions (contract 4.3). Argument conventions are those of [`Builtin`].
+//! Built-in functions (docs/language.md section 7.1). Argument conventions are those of [`Builtin`].
 
 use std::sync::Arc;
 
@@ -37,6 +37,8 @@ fn name(b: Builtin) -> &'static str {
         Builtin::Zip => "zip",
         Builtin::Range => "range",
         Builtin::Enumerate => "enumerate",
+        Builtin::First => "first",
+        Builtin::Last => "last",
         Builtin::ParseTime => "parse_time",
         Builtin::Strptime => "strptime",
         Builtin::FromTimestamp => "fromtimestamp",
@@ -71,6 +73,8 @@ fn arity(b: Builtin) -> (usize, usize) {
         | Builtin::Round
         | Builtin::Sorted
         | Builtin::Enumerate
+        | Builtin::First
+        | Builtin::Last
         | Builtin::ParseTime => (1, 2),
         Builtin::MathLog => (1, 2),
         Builtin::Int => (0, 2),
@@ -217,6 +221,19 @@ pub(crate) fn call(b: Builtin, args: &[Value], dialect: Dialect) -> Result<Value
         }
         Builtin::Zip => zip(args),
         Builtin::Range => range(args),
+        // An empty window has no first or last block: the default (null), not an error.
+        Builtin::First => {
+            let default = || args.get(1).cloned().unwrap_or(Value::Null);
+            Ok(ops::iterate(&args[0])?.next().unwrap_or_else(default))
+        }
+        Builtin::Last => {
+            let default = || args.get(1).cloned().unwrap_or(Value::Null);
+            Ok(match &args[0] {
+                Value::List(items) | Value::Tuple(items) => items.last().cloned(),
+                other => ops::iterate(other)?.last(),
+            }
+            .unwrap_or_else(default))
+        }
         Builtin::Enumerate => {
             let start = args.get(1).map_or(Ok(0), |v| int_arg(v, n))?;
             let mut out = Vec::new();
@@ -530,6 +547,28 @@ mod tests {
             K::NullOperand
         );
         assert_eq!(err_kind(&call(B::Sum, vec![null()])), K::NullOperand);
+    }
+
+    #[test]
+    fn first_and_last_of_an_empty_iterable_are_the_default() {
+        let xs = || list(vec![int(1), int(2), int(3)]);
+        assert_eq!(ev(&call(B::First, vec![xs()])), Ok(Value::Int(1)));
+        assert_eq!(ev(&call(B::Last, vec![xs()])), Ok(Value::Int(3)));
+        assert_eq!(ev(&call(B::First, vec![list(vec![])])), Ok(Value::Null));
+        assert_eq!(ev(&call(B::Last, vec![list(vec![])])), Ok(Value::Null));
+        assert_eq!(
+            ev(&call(B::Last, vec![list(vec![]), int(0)])),
+            Ok(Value::Int(0))
+        );
+        assert_eq!(ev(&call(B::Last, vec![xs(), int(0)])), Ok(Value::Int(3)));
+        assert_eq!(ev(&call(B::Last, vec![s("abc")])), Ok(Value::str("c")));
+        assert_eq!(
+            ev(&call(B::First, vec![tuple(vec![s("a"), s("b")])])),
+            Ok(Value::str("a"))
+        );
+        // Null is not an empty window: it is an error like `len(None)`.
+        assert_eq!(err_kind(&call(B::First, vec![null()])), K::NullOperand);
+        assert_eq!(err_kind(&call(B::Last, vec![int(5)])), K::TypeError);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Conversion of values to declared field types (contract 4.5 and 9) and the conversion
+//! Conversion of values to declared field types (docs/language.md sections 10 and 15) and the conversion
 //! builtins `int()`, `float()`, `str()`, `bool()`.
 
 use std::borrow::Cow;

@@ -1,4 +1,4 @@
-//! Methods and attributes of runtime values (contract 4.3).
+//! Methods and attributes of runtime values (docs/language.md section 7.2 and 7.3).
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

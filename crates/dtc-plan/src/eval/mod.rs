@@ -1,4 +1,4 @@
-//! Evaluation of compiled expressions (contract sections 4.3–4.5 and 9).
+//! Evaluation of compiled expressions (docs/language.md sections 7, 10 and 15).
 //!
 //! Semantics follow Python 3 as Blurr ran it; where Python has no answer (bounded integers,
 //! nulls) the rules are:
@@ -20,7 +20,7 @@ mod ops;
 mod time;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -170,26 +170,28 @@ impl Evaluator {
             CExpr::Neg(e) => ops::neg(&*self.eval_cow(e, scope)?),
             CExpr::Pos(e) => ops::pos(&*self.eval_cow(e, scope)?),
             CExpr::Not(e) => Ok(Value::Bool(!truthy(&*self.eval_cow(e, scope)?))),
-            CExpr::Binary(op, a, b) => {
-                let a = self.eval_cow(a, scope)?;
-                let b = self.eval_cow(b, scope)?;
-                ops::binary(*op, &a, &b)
-            }
-            CExpr::And(a, b) => {
-                let a = self.eval_cow(a, scope)?;
-                if truthy(&a) {
-                    self.eval(b, scope)
-                } else {
-                    Ok(a.into_owned())
+            CExpr::Binary(first, rest) => {
+                let mut acc = self.eval_cow(first, scope)?;
+                for (op, rhs) in rest {
+                    let rhs = self.eval_cow(rhs, scope)?;
+                    acc = Cow::Owned(ops::binary(*op, &acc, &rhs)?);
                 }
+                Ok(acc.into_owned())
             }
-            CExpr::Or(a, b) => {
-                let a = self.eval_cow(a, scope)?;
-                if truthy(&a) {
-                    Ok(a.into_owned())
-                } else {
-                    self.eval(b, scope)
+            // Python returns the operand that decided: the first false one (`and`) or true one
+            // (`or`), else the last.
+            CExpr::And(items) | CExpr::Or(items) => {
+                let stop_when = matches!(expr, CExpr::Or(_));
+                let Some((last, before)) = items.split_last() else {
+                    return Ok(Value::Null);
+                };
+                for item in before {
+                    let v = self.eval_cow(item, scope)?;
+                    if truthy(&v) == stop_when {
+                        return Ok(v.into_owned());
+                    }
                 }
+                self.eval(last, scope)
             }
             CExpr::Compare(first, rest) => self.compare_chain(first, rest, scope),
             CExpr::Local(_)
@@ -307,8 +309,8 @@ impl Evaluator {
     pub fn eval_bool<S: Scope + ?Sized>(&mut self, expr: &CExpr, scope: &S) -> bool {
         // `a and b` is truthy exactly when both are, and fails when the first operand that is
         // evaluated fails; either way the `When` is false.
-        if let CExpr::And(a, b) = expr {
-            return self.eval_bool(a, scope) && self.eval_bool(b, scope);
+        if let CExpr::And(items) = expr {
+            return items.iter().all(|item| self.eval_bool(item, scope));
         }
         // The usual `When`, `source.x == 'literal'`, compared in place: `==` on a loaded value
         // and a constant cannot fail.
@@ -547,14 +549,12 @@ mod tests {
             cmp(CmpOp::Eq, path(1), c(Value::Float(1.0))),
             cmp(CmpOp::Eq, path(1), tru()),
             cmp(CmpOp::Eq, CExpr::Load(Slot::Time), null()),
-            CExpr::And(
-                Box::new(cmp(CmpOp::Eq, path(0), s("game_end"))),
-                Box::new(path(1)),
-            ),
-            CExpr::And(Box::new(path(2)), Box::new(failing.clone())),
-            CExpr::And(Box::new(path(1)), Box::new(failing.clone())),
-            CExpr::And(Box::new(failing.clone()), Box::new(path(1))),
-            CExpr::Or(Box::new(failing), Box::new(path(1))),
+            CExpr::And(vec![cmp(CmpOp::Eq, path(0), s("game_end")), path(1)]),
+            CExpr::And(vec![path(2), failing.clone()]),
+            CExpr::And(vec![path(1), failing.clone()]),
+            CExpr::And(vec![failing.clone(), path(1)]),
+            CExpr::And(vec![path(1), path(0), failing.clone()]),
+            CExpr::Or(vec![failing, path(1)]),
             cmp(CmpOp::In, path(0), CExpr::List(vec![s("a"), s("game_end")])),
             cmp(CmpOp::In, path(0), CExpr::Tuple(vec![s("a")])),
             cmp(CmpOp::NotIn, path(0), CExpr::List(vec![s("game_end")])),
@@ -620,7 +620,7 @@ mod tests {
         let mut ev = Evaluator::new(Dialect::Native);
         let eq = CExpr::Compare(Box::new(load()), vec![(CmpOp::Eq, s("game_end"))]);
         assert_eq!(ev.eval(&eq, &scope), Ok(Value::Bool(true)));
-        let concat = CExpr::Binary(BinOp::Add, Box::new(load()), Box::new(s("!")));
+        let concat = CExpr::Binary(Box::new(load()), vec![(BinOp::Add, s("!"))]);
         assert_eq!(ev.eval(&concat, &scope), Ok(Value::str("game_end!")));
         assert!(ev.eval_bool(&load(), &scope));
         assert_eq!(scope.copies.get(), 0);
@@ -656,12 +656,7 @@ mod tests {
         let mut ev = Evaluator::new(Dialect::Native);
         let x = || CExpr::Load(Slot::Time);
         let consts = || CExpr::List(vec![s("a"), flt(2.0)]);
-        let computed = || {
-            CExpr::List(vec![
-                s("a"),
-                CExpr::Binary(BinOp::Add, Box::new(int(1)), Box::new(int(1))),
-            ])
-        };
+        let computed = || CExpr::List(vec![s("a"), bin(BinOp::Add, int(1), int(1))]);
         for (op, want) in [(CmpOp::In, true), (CmpOp::NotIn, false)] {
             for list in [consts(), computed()] {
                 let e = CExpr::Compare(Box::new(x()), vec![(op, list)]);
@@ -697,22 +692,10 @@ mod tests {
 
     #[test]
     fn and_or_return_operands() {
-        assert_eq!(
-            ev(&CExpr::And(Box::new(int(0)), Box::new(s("x")))),
-            Ok(Value::Int(0))
-        );
-        assert_eq!(
-            ev(&CExpr::And(Box::new(int(2)), Box::new(s("x")))),
-            Ok(Value::str("x"))
-        );
-        assert_eq!(
-            ev(&CExpr::Or(Box::new(s("")), Box::new(int(7)))),
-            Ok(Value::Int(7))
-        );
-        assert_eq!(
-            ev(&CExpr::Or(Box::new(s("a")), Box::new(div0()))),
-            Ok(Value::str("a"))
-        );
+        assert_eq!(ev(&CExpr::And(vec![int(0), s("x")])), Ok(Value::Int(0)));
+        assert_eq!(ev(&CExpr::And(vec![int(2), s("x")])), Ok(Value::str("x")));
+        assert_eq!(ev(&CExpr::Or(vec![s(""), int(7)])), Ok(Value::Int(7)));
+        assert_eq!(ev(&CExpr::Or(vec![s("a"), div0()])), Ok(Value::str("a")));
         assert_eq!(ev(&CExpr::Not(Box::new(null()))), Ok(Value::Bool(true)));
     }
 

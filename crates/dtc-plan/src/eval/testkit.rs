@@ -51,7 +51,7 @@ pub fn tuple(items: Vec<CExpr>) -> CExpr {
 }
 
 pub fn bin(op: BinOp, a: CExpr, b: CExpr) -> CExpr {
-    CExpr::Binary(op, Box::new(a), Box::new(b))
+    CExpr::Binary(Box::new(a), vec![(op, b)])
 }
 
 pub fn cmp(op: CmpOp, a: CExpr, b: CExpr) -> CExpr {

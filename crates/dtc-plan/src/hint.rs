@@ -1,12 +1,10 @@
-//! "Did you mean" suggestions for misspelled names.
+//! "Did you mean" suggestions for misspelled names: the compiler's, and those a run makes
+//! for source paths no event held (`dtc_io::extract::unseen_paths`).
 
 /// The candidate closest to `name`, if it is close enough to be a plausible typo: a
 /// case-insensitive match, or an edit distance of at most a third of the name's length (at
 /// least 1).
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_lowercase();
     let limit = (name.chars().count() / 3).max(1);
     let mut best: Option<(usize, &'a str)> = None;
@@ -27,7 +25,7 @@ pub(crate) fn closest<'a>(
 }
 
 /// `did you mean `x`?` for the closest candidate, if any.
-pub(crate) fn did_you_mean<'a>(
+pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
