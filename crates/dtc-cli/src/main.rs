@@ -40,6 +40,12 @@ enum Command {
     Transform(cmd::transform::TransformArgs),
     /// Print an identity's stored records as JSON lines, or list the store's identities.
     Blocks(cmd::blocks::BlocksArgs),
+    /// Run spec unit tests (`*.test.yml`): events in, expected records, rows, rejects and live
+    /// features out.
+    ///
+    /// Exit code 0 if all tests passed, 1 if any failed, 2 if a test file or spec is unreadable
+    /// or invalid.
+    Test(cmd::test::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Transform(args) => cmd::transform::run(args, cli.verbose),
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
+        Command::Test(args) => cmd::test::run(&args),
     };
     if cli.count_failpoints {
         eprintln!("failpoints hit: {}", dtc_failpoint::hits());

@@ -2,5 +2,6 @@
 
 pub mod blocks;
 pub mod records;
+pub mod test;
 pub mod transform;
 pub mod validate;

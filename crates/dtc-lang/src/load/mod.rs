@@ -7,7 +7,7 @@ mod expr;
 pub(crate) mod names;
 mod source_map;
 mod spec;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use source_map::{SourceFile, SourceMap};
 
