@@ -204,3 +204,6 @@ pub fn is_test_file(path: &Path) -> bool {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.ends_with(".test.yml") || n.ends_with(".test.yaml"))
 }
+
+#[cfg(test)]
+mod tests;

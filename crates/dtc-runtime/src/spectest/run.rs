@@ -237,7 +237,7 @@ pub(crate) fn check(job: &Job, test: &BoundTest, results: &Results) -> Vec<(Span
                 .collect();
             let got = match anchors.is_empty() {
                 true => "0".to_string(),
-                false => format!("{got} ({})", anchors.join(", ")),
+                false => format!("{got} ({})", some_of(anchors, ", ")),
             };
             out.push(unmet(
                 count.span,
@@ -327,16 +327,16 @@ fn check_records(job: &Job, test: &BoundTest, results: &Results, out: &mut Vec<(
                         .iter()
                         .map(|(_, r)| record_key(agg, r))
                         .collect();
-                    format!("{} other: {}", keys.len(), keys.join("; "))
+                    format!("{} other: {}", keys.len(), some_of(keys, "; "))
                 }
             } else {
-                let stored: Vec<&str> = results.records.keys().map(|k| &**k).collect();
+                let stored: Vec<String> = results.records.keys().map(|k| k.to_string()).collect();
                 match stored.is_empty() {
                     true => "nothing stored".to_string(),
                     false => format!(
                         "no records of `{}` (stored: {})",
                         check.identity,
-                        stored.join(", ")
+                        some_of(stored, ", ")
                     ),
                 }
             };
@@ -386,7 +386,7 @@ fn check_rows(test: &BoundTest, results: &Results, out: &mut Vec<(Span, Unmet)>)
                 .collect();
             let got = match anchors.is_empty() {
                 true => format!("no row of `{}`", check.identity),
-                false => format!("rows anchored at {}", anchors.join(", ")),
+                false => format!("rows anchored at {}", some_of(anchors, ", ")),
             };
             out.push(unmet(check.span, what, "a training row".into(), got));
             continue;
@@ -438,16 +438,23 @@ fn check_rejects(test: &BoundTest, results: &Results, out: &mut Vec<(Span, Unmet
                 if let Some(d) = &check.detail {
                     wanted.push_str(&format!(" (detail containing {d:?})"));
                 }
-                let left: Vec<String> = results
+                // The rejects left that look like the one expected, else all of them.
+                let left: Vec<&Rejected> = results
                     .rejects
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| !taken[*i])
-                    .map(|(_, r)| r.to_string())
+                    .map(|(_, r)| r)
                     .collect();
-                let got = match left.is_empty() {
-                    true => "no such reject".to_string(),
-                    false => left.join("; "),
+                let alike: Vec<String> = left
+                    .iter()
+                    .filter(|r| r.reason == check.reason || r.position == check.position)
+                    .map(|r| r.to_string())
+                    .collect();
+                let got = match (alike.is_empty(), left.is_empty()) {
+                    (false, _) => some_of(alike, "; "),
+                    (true, false) => some_of(left.iter().map(|r| r.to_string()).collect(), "; "),
+                    (true, true) => "no such reject".to_string(),
                 };
                 out.push(unmet(check.span, "reject".into(), wanted, got));
             }
@@ -519,6 +526,21 @@ fn record_key(agg: &StreamAggregate, r: &StoredRecord) -> String {
         (true, Some(t)) => format!("_start_time = {}", iso(t)),
         (true, None) => "one record".into(),
     }
+}
+
+/// The first few of `items`, joined, and how many more there are.
+fn some_of(items: Vec<String>, separator: &str) -> String {
+    const SHOWN: usize = 5;
+    let more = items.len().saturating_sub(SHOWN);
+    let mut text = items
+        .into_iter()
+        .take(SHOWN)
+        .collect::<Vec<_>>()
+        .join(separator);
+    if more > 0 {
+        text.push_str(&format!("{separator}and {more} more"));
+    }
+    text
 }
 
 fn iso(t: DateTime<Utc>) -> String {
