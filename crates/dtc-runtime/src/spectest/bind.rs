@@ -1,6 +1,8 @@
 //! A loaded test file + the compiled specs it names → tests whose expectations refer to
 //! aggregates and columns by index, with expected values typed by their column.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -107,6 +109,11 @@ impl std::fmt::Display for Position {
     }
 }
 
+/// The specs that test files named, loaded once per set of files: test files naming the same
+/// specs share their plans, and the specs' diagnostics are reported once.
+#[derive(Default)]
+pub(crate) struct SpecCache(HashMap<Vec<PathBuf>, Option<LoadedSpecs>>);
+
 /// Loads the specs `test_file` names (paths relative to `dir`) and binds its tests to them.
 /// Problems go to `diagnostics` (spec files with problems are added to `sources`, so their
 /// diagnostics render like `dtc validate`'s); `None` when the specs cannot be had.
@@ -114,6 +121,7 @@ pub(crate) fn bind(
     file: FileId,
     dir: &Path,
     test_file: &TestFile,
+    cache: &mut SpecCache,
     sources: &mut SourceMap,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<(Job, Vec<BoundTest>)> {
@@ -130,14 +138,25 @@ pub(crate) fn bind(
     let streaming_path = streaming_path?;
     let mut paths = vec![streaming_path.clone()];
     paths.extend(window_path.iter().cloned());
-    let loaded = load_paths(&paths);
-    if !loaded.diagnostics.is_empty() {
-        import(loaded, sources, binder.diagnostics);
-        return None;
-    }
-    let streaming = binder.spec_of_kind(&loaded, 0, &test_file.streaming, SpecKind::Streaming);
+    let key = paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let loaded = match cache.0.entry(key) {
+        Entry::Occupied(known) => known.into_mut().as_ref()?,
+        Entry::Vacant(new) => {
+            let loaded = load_paths(&paths);
+            if !loaded.diagnostics.is_empty() {
+                import(&loaded, sources, binder.diagnostics);
+                new.insert(None);
+                return None;
+            }
+            new.insert(Some(loaded)).as_ref()?
+        }
+    };
+    let streaming = binder.spec_of_kind(loaded, 0, &test_file.streaming, SpecKind::Streaming);
     let window = match &test_file.window {
-        Some(w) => Some(binder.spec_of_kind(&loaded, 1, w, SpecKind::Window)?),
+        Some(w) => Some(binder.spec_of_kind(loaded, 1, w, SpecKind::Window)?),
         None => None,
     };
     streaming?;
@@ -176,13 +195,14 @@ pub(crate) fn bind(
 }
 
 /// Adds the files of `loaded` to `sources` and its diagnostics, re-pointed at them.
-fn import(loaded: LoadedSpecs, sources: &mut SourceMap, diagnostics: &mut Vec<Diagnostic>) {
+fn import(loaded: &LoadedSpecs, sources: &mut SourceMap, diagnostics: &mut Vec<Diagnostic>) {
     let ids: Vec<FileId> = loaded
         .sources
         .iter()
         .map(|(_, f)| sources.add(f.path(), f.text()))
         .collect();
-    for mut d in loaded.diagnostics {
+    for d in &loaded.diagnostics {
+        let mut d = d.clone();
         if let Some(id) = usize::try_from(d.file.0).ok().and_then(|i| ids.get(i)) {
             d.file = *id;
         }
@@ -245,18 +265,20 @@ impl Binder<'_> {
         if found == Some(kind) {
             return Some(named.span);
         }
-        let (wanted, key) = match kind {
-            SpecKind::Streaming => ("a streaming DTC", "Streaming"),
-            SpecKind::Window => ("a window DTC", "Window"),
+        let name = |kind: SpecKind| match kind {
+            SpecKind::Streaming => "a streaming DTC",
+            SpecKind::Window => "a window DTC",
+        };
+        let message = match found {
+            Some(other) => format!("`{}` is {}, not {}", named.value, name(other), name(kind)),
+            None => format!("`{}` is not {}", named.value, name(kind)),
         };
         self.error(
             Code::E0501,
             named.span,
-            format!("`{}` is not {wanted}", named.value),
+            message,
             "a spec of the wrong kind",
-            Some(format!(
-                "`Streaming` names the streaming spec, `Window` the window spec; this is `{key}`"
-            )),
+            Some("`Streaming` names the streaming spec, `Window` the window spec".into()),
         );
         None
     }

@@ -91,6 +91,7 @@ pub fn load_suite(paths: &[PathBuf]) -> Suite {
         unreadable: false,
         files: Vec::new(),
     };
+    let mut specs = bind::SpecCache::default();
     for path in paths {
         match test_files(path) {
             Ok(found) if found.is_empty() => suite.unreadable_file(
@@ -99,7 +100,7 @@ pub fn load_suite(paths: &[PathBuf]) -> Suite {
             ),
             Ok(found) => {
                 for file in found {
-                    suite.load_file(&file);
+                    suite.load_file(&file, &mut specs);
                 }
             }
             Err(why) => suite.unreadable_file(display(path), &why),
@@ -148,7 +149,7 @@ impl Suite {
             .push(Diagnostic::new(Code::E0100, id, Span::new(0, 0), message));
     }
 
-    fn load_file(&mut self, path: &Path) {
+    fn load_file(&mut self, path: &Path, specs: &mut bind::SpecCache) {
         let shown = display(path);
         let text = match std::fs::read(path).map(String::from_utf8) {
             Ok(Ok(text)) => text,
@@ -161,7 +162,14 @@ impl Suite {
         let had_problems = !diagnostics.is_empty();
         let bound = test_file.and_then(|test_file| {
             let dir = path.parent().unwrap_or(Path::new(""));
-            bind::bind(id, dir, &test_file, &mut self.sources, &mut diagnostics)
+            bind::bind(
+                id,
+                dir,
+                &test_file,
+                specs,
+                &mut self.sources,
+                &mut diagnostics,
+            )
         });
         if let Some((job, tests)) = bound
             && !had_problems

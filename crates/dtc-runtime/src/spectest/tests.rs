@@ -317,11 +317,22 @@ fn spec_files_of_the_wrong_kind_or_with_errors_are_reported() {
         "Streaming: streaming.yml\nWindow: window.yml\nTests:\n  - {Name: t, Expect: {RowCount: 0}}\n",
     )
     .unwrap();
+    std::fs::copy(
+        dir.path().join("tests.test.yml"),
+        dir.path().join("again.test.yml"),
+    )
+    .unwrap();
     let suite = load_suite(&[dir.path().to_path_buf()]);
     let found = diagnostics(&suite);
-    assert!(
-        found.contains(&("E0200".into(), "window.yml".into(), "Feilds".into())),
-        "{found:?}"
+    let feilds = (
+        "E0200".to_string(),
+        "window.yml".to_string(),
+        "Feilds".to_string(),
+    );
+    assert_eq!(
+        found.iter().filter(|d| **d == feilds).count(),
+        1,
+        "reported once for both test files: {found:?}"
     );
     assert!(suite.files.is_empty());
 }
