@@ -47,6 +47,12 @@ enum Command {
     /// Point a spec at a saved copy with a first line
     /// `# yaml-language-server: $schema=<path to the schema file>`.
     Schema,
+    /// Run spec unit tests (`*.test.yml`): events in, expected records, rows, rejects and live
+    /// features out.
+    ///
+    /// Exit code 0 if all tests passed, 1 if any failed, 2 if a test file or spec is unreadable
+    /// or invalid.
+    Test(cmd::test::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
         Command::Serve(args) => cmd::serve::run(args, cli.verbose),
         Command::Schema => cmd::schema::run(),
+        Command::Test(args) => cmd::test::run(&args),
     };
     if cli.count_failpoints {
         eprintln!("failpoints hit: {}", dtc_failpoint::hits());

@@ -83,6 +83,24 @@ pub enum Code {
     E0407,
     /// A name that is not allowed in this context (`source` outside a Window aggregate, ...).
     E0408,
+    // E05xx: test files (`dtc test`, docs/testing.md)
+    /// A file that a test file names cannot be read (a spec, an `EventsFile`).
+    E0500,
+    /// `Streaming` / `Window` name a spec of the wrong kind, or a window spec reading another
+    /// streaming spec.
+    E0501,
+    /// An expectation names an unknown aggregate, field, dimension or column.
+    E0502,
+    /// A bad expectation value: a date-time, a count, a line or event number, a reject reason.
+    E0503,
+    /// Rows or live features expected by a test file without `Window`.
+    E0504,
+    /// Two tests of one file share a `Name`.
+    E0505,
+    /// Nothing to test: a test file without tests, a test without expectations.
+    E0506,
+    /// An inline event that cannot be written as a JSON line.
+    E0507,
 }
 
 impl Code {
@@ -122,6 +140,14 @@ impl Code {
             Code::E0406 => "E0406",
             Code::E0407 => "E0407",
             Code::E0408 => "E0408",
+            Code::E0500 => "E0500",
+            Code::E0501 => "E0501",
+            Code::E0502 => "E0502",
+            Code::E0503 => "E0503",
+            Code::E0504 => "E0504",
+            Code::E0505 => "E0505",
+            Code::E0506 => "E0506",
+            Code::E0507 => "E0507",
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`batch`]: a streaming run over bounded sources (events → blocks, and rows in the same
 //!   pass), and [`window`]: rows from the blocks of a store.
 //! - [`report`]: what a run did, as data for the front end to render.
+//! - [`spectest`]: spec unit tests (`dtc test`): test files bound to their specs, run, and
+//!   their unmet expectations as data.
 //!
 //! The library prints nothing and reads no environment variables: front ends do.
 
@@ -20,6 +22,7 @@ pub mod error;
 pub mod locations;
 pub mod report;
 pub mod specs;
+pub mod spectest;
 pub mod window;
 
 pub use error::{Fault, RunError};

@@ -118,10 +118,12 @@ fn spec_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
         let entry = entry.map_err(|e| e.to_string())?;
+        // Test files (`*.test.yml`) live beside the specs they test.
         let is_spec = entry
             .path()
             .extension()
-            .is_some_and(|ext| ext == "yml" || ext == "yaml");
+            .is_some_and(|ext| ext == "yml" || ext == "yaml")
+            && !crate::spectest::is_test_file(entry.path());
         if entry.file_type().is_file() && is_spec {
             files.push(entry.into_path());
         }

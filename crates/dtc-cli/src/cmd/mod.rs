@@ -4,5 +4,6 @@ pub mod blocks;
 pub mod records;
 pub mod schema;
 pub mod serve;
+pub mod test;
 pub mod transform;
 pub mod validate;

@@ -8,7 +8,7 @@ pub(crate) mod names;
 mod schema;
 mod source_map;
 mod spec;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use schema::json_schema;
 pub use source_map::{SourceFile, SourceMap};
