@@ -37,9 +37,12 @@ enum Command {
     ///
     /// With --source, events are sessionized into blocks (and, with --window, rows are computed
     /// in the same pass). With --window and no --source, rows are computed from stored blocks.
-    Transform(cmd::transform::TransformArgs),
+    Transform(Box<cmd::transform::TransformArgs>),
     /// Print an identity's stored records as JSON lines, or list the store's identities.
     Blocks(cmd::blocks::BlocksArgs),
+    /// Produce raw events (files, s3://) to a Kafka topic, keyed by the streaming DTC's
+    /// Identity, so that a group of `dtc transform --source kafka://…` consumers can share them.
+    Produce(cmd::kafka::ProduceArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,8 +55,9 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
-        Command::Transform(args) => cmd::transform::run(args, cli.verbose),
+        Command::Transform(args) => cmd::transform::run(*args, cli.verbose),
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
+        Command::Produce(args) => cmd::kafka::produce(args, cli.verbose),
     };
     if cli.count_failpoints {
         eprintln!("failpoints hit: {}", dtc_failpoint::hits());
