@@ -219,7 +219,13 @@ pub fn run_live(
     let started = Instant::now();
     let recovered = commit::recover(run.store, services)?;
     StagedDeadLetters::remove_stale(&run.dead_letters, &[])?;
-    let mut live = Live::new(&run);
+    let mut live = Live::new(
+        &run.streaming,
+        run.store,
+        &run.options,
+        &run.metrics,
+        &run.dead_letters,
+    );
     let LiveRun { source, stop, .. } = run;
     let mut last_commit = Instant::now();
     let mut last_progress = (Instant::now(), 0u64);
@@ -379,21 +385,27 @@ struct Live<'a> {
 }
 
 impl<'a> Live<'a> {
-    fn new(run: &LiveRun<'a>) -> Live<'a> {
-        let plan = run.streaming.clone();
+    fn new(
+        plan: &Arc<StreamingPlan>,
+        store: &'a dyn BlockStore,
+        options: &LiveOptions,
+        metrics: &Arc<LiveMetrics>,
+        dead_letters: &std::path::Path,
+    ) -> Live<'a> {
+        let plan = plan.clone();
         Live {
             extractor: Extractor::new(&plan.source_paths, plan.needs_whole_source),
             admitter: Admitter::new(plan.clone()),
             operator: StreamingOperator::new(plan.clone()),
             plan,
-            store: run.store,
-            options: run.options.clone(),
-            metrics: run.metrics.clone(),
-            dead_letter_path: run.dead_letters.clone(),
+            store,
+            options: options.clone(),
+            metrics: metrics.clone(),
+            dead_letter_path: dead_letters.to_path_buf(),
             values: Vec::new(),
             parts: HashMap::new(),
             cache: HashMap::new(),
-            store_may_hold: !run.store.holds_no_identity().unwrap_or(false),
+            store_may_hold: !store.holds_no_identity().unwrap_or(false),
             letters: None,
             rejected: RejectCounts::default(),
             seen: HashSet::new(),
@@ -1012,4 +1024,545 @@ fn decode_side(
         });
     }
     Some((base, unsettled))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The continuous run against a scripted source and a memory store, compared with a batch
+    //! run over the same events.
+
+    use std::collections::VecDeque;
+
+    use dtc_engine::sort::IdentityOrder;
+    use dtc_io::IoError;
+    use dtc_io::source::{PartitionInfo, SourceRecord, SourceStats};
+    use dtc_store::MemoryStore;
+
+    use super::*;
+    use crate::batch::{BatchOptions, BatchRun, run_batch};
+    use crate::report::Quiet;
+    use crate::window::RowsOut;
+
+    /// Activity blocks, session blocks, and fields whose value depends on the order events are
+    /// applied in.
+    const SPEC: &str = "
+Type: Streaming
+Version: '2026-11-01'
+Name: live
+Identity: source.user
+Time: parse_time(source.t)
+Aggregates:
+  - Type: Identity
+    Name: profile
+    Fields:
+      - Name: last_level
+        Type: integer
+        Value: source.level
+      - Name: levels
+        Type: list
+        Value: profile.levels.append(source.level)
+  - Type: Block
+    Name: session
+    Dimensions:
+      - Name: id
+        Type: string
+        Value: source.session
+    Fields:
+      - Name: events
+        Type: integer
+        Value: session.events + 1
+      - Name: first_level
+        Type: integer
+        When: session.events == 1
+        Value: source.level
+  - Type: Activity
+    Name: visit
+    SeparateByInactiveSeconds: 60
+    Fields:
+      - Name: levels
+        Type: list
+        Value: visit.levels.append(source.level)
+";
+
+    fn plan() -> Arc<StreamingPlan> {
+        let (spec, diags) = dtc_lang::load::load_spec(dtc_lang::span::FileId(0), SPEC);
+        assert!(diags.is_empty(), "{diags:#?}");
+        let (catalog, diags) = dtc_plan::compile::compile(&spec.into_iter().collect::<Vec<_>>());
+        assert!(diags.is_empty(), "{diags:#?}");
+        catalog.streaming[0].clone()
+    }
+
+    /// A seeded generator, so a failure can be replayed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+    }
+
+    /// `(user, seconds, line)` for `users` users, each event a distinct second of its user.
+    fn events(users: u32, per_user: u32, rng: &mut Rng) -> Vec<(u32, i64, String)> {
+        let mut all = Vec::new();
+        for u in 0..users {
+            let mut t = 1_700_000_000 + i64::from(u) * 7;
+            for i in 0..per_user {
+                // Mostly seconds apart, sometimes past the activity gap.
+                t += if rng.next(10) == 0 {
+                    200
+                } else {
+                    1 + rng.next(20) as i64
+                };
+                let time = DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+                let line = format!(
+                    r#"{{"user": "u{u}", "t": "{time}", "session": "s{}", "level": {}}}"#,
+                    i / 15,
+                    rng.next(100)
+                );
+                all.push((u, t, line));
+            }
+        }
+        all.sort_by_key(|(_, t, _)| *t);
+        all
+    }
+
+    /// Moves events back by up to `by` seconds of arrival order (a local shuffle in event time).
+    fn disorder(events: &mut [(u32, i64, String)], by: i64, rng: &mut Rng) {
+        let mut keyed: Vec<(i64, usize)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t, _))| (t + rng.next(by as u64 + 1) as i64, i))
+            .collect();
+        keyed.sort();
+        let shuffled: Vec<_> = keyed.iter().map(|(_, i)| events[*i].clone()).collect();
+        events.clone_from_slice(&shuffled);
+    }
+
+    /// Partitions of records, handed out interleaved; `End` once all are read.
+    struct ScriptedSource {
+        infos: Vec<PartitionInfo>,
+        records: Vec<Vec<Vec<u8>>>,
+        next: Vec<usize>,
+        announce: VecDeque<PartitionId>,
+        turn: usize,
+    }
+
+    impl ScriptedSource {
+        fn new(records: Vec<Vec<Vec<u8>>>) -> ScriptedSource {
+            ScriptedSource {
+                infos: (0..records.len())
+                    .map(|p| PartitionInfo {
+                        name: format!("events/{p}"),
+                        checkpoint_key: Some(format!("kafka:events/{p}")),
+                        size: None,
+                        lines: false,
+                    })
+                    .collect(),
+                next: vec![0; records.len()],
+                announce: (0..records.len() as PartitionId).collect(),
+                records,
+                turn: 0,
+            }
+        }
+    }
+
+    impl RecordSource for ScriptedSource {
+        fn poll(&mut self) -> Result<Polled<'_>, IoError> {
+            if let Some(id) = self.announce.pop_front() {
+                return Ok(Polled::Partition(id));
+            }
+            for _ in 0..self.records.len() {
+                self.turn = (self.turn + 1) % self.records.len();
+                let p = self.turn;
+                let offset = self.next[p];
+                if let Some(payload) = self.records[p].get(offset) {
+                    self.next[p] += 1;
+                    return Ok(Polled::Record(SourceRecord {
+                        partition: p as PartitionId,
+                        offset: offset as i64,
+                        payload,
+                        truncated: payload.len() > 4096,
+                    }));
+                }
+            }
+            Ok(Polled::End)
+        }
+
+        fn partition(&self, id: PartitionId) -> Option<&PartitionInfo> {
+            self.infos.get(id as usize)
+        }
+
+        fn start_at(&mut self, id: PartitionId, offset: i64) -> Result<(), IoError> {
+            self.next[id as usize] = offset as usize;
+            Ok(())
+        }
+
+        fn stats(&self) -> SourceStats {
+            SourceStats::default()
+        }
+    }
+
+    /// Events split into `partitions` by user, in arrival order.
+    fn partitioned(events: &[(u32, i64, String)], partitions: u32) -> Vec<Vec<Vec<u8>>> {
+        let mut parts = vec![Vec::new(); partitions as usize];
+        for (user, _, line) in events {
+            parts[(*user % partitions) as usize].push(line.clone().into_bytes());
+        }
+        parts
+    }
+
+    fn options() -> LiveOptions {
+        LiveOptions {
+            commit_interval: Duration::from_millis(1),
+            allowed_disorder: TimeDelta::seconds(30),
+            idle_timeout: Duration::from_secs(3600),
+            max_ahead: TimeDelta::days(36500),
+            ..LiveOptions::default()
+        }
+    }
+
+    fn live(
+        store: &dyn BlockStore,
+        source: &mut dyn RecordSource,
+        options: LiveOptions,
+        dir: &std::path::Path,
+    ) -> LiveReport {
+        run_live(
+            LiveRun {
+                streaming: plan(),
+                store,
+                source,
+                dead_letters: dir.join("dead.jsonl"),
+                options,
+                stop: Arc::new(AtomicBool::new(false)),
+                metrics: Arc::new(LiveMetrics::default()),
+            },
+            &mut Services::default(),
+            &mut Quiet,
+        )
+        .unwrap()
+    }
+
+    fn batch(events: &[(u32, i64, String)], dir: &std::path::Path) -> MemoryStore {
+        let file = dir.join("events.jsonl");
+        let text: String = events.iter().map(|(_, _, l)| format!("{l}\n")).collect();
+        std::fs::write(&file, text).unwrap();
+        let store = MemoryStore::new();
+        run_batch(
+            BatchRun {
+                streaming: plan(),
+                window: None,
+                store: &store,
+                sources: vec![file.display().to_string()],
+                dead_letters: dir.join("batch-dead.jsonl"),
+                rows: RowsOut::None,
+                options: BatchOptions {
+                    sort_budget_bytes: 16 << 20,
+                    spill_dir: dir.to_path_buf(),
+                    write_batch_records: 1000,
+                    identity_order: IdentityOrder::Name,
+                    skip_bad_files: false,
+                },
+            },
+            &mut Services::default(),
+            &mut Quiet,
+            None,
+        )
+        .unwrap();
+        store
+    }
+
+    /// Every record but the side records, as (key, columns, creation ordinal).
+    fn records(store: &dyn BlockStore) -> Vec<String> {
+        let mut out = Vec::new();
+        for identity in store.all_identities().unwrap() {
+            for r in store.load_identity(&identity).unwrap() {
+                if &*r.key.aggregate != SIDE_AGGREGATE {
+                    out.push(format!("{:?} {:?} {}", r.key, r.columns, r.order));
+                }
+            }
+        }
+        out
+    }
+
+    fn sides(store: &dyn BlockStore) -> usize {
+        let mut n = 0;
+        for identity in store.all_identities().unwrap() {
+            n += store
+                .load_identity(&identity)
+                .unwrap()
+                .iter()
+                .filter(|r| &*r.key.aggregate == SIDE_AGGREGATE)
+                .count();
+        }
+        n
+    }
+
+    #[test]
+    fn events_shuffled_within_the_disorder_give_the_batch_result_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0x5EED);
+        let mut all = events(40, 60, &mut rng);
+        disorder(&mut all, 25, &mut rng);
+        let expected = records(&batch(&all, dir.path()));
+        let store = MemoryStore::new();
+        let mut source = ScriptedSource::new(partitioned(&all, 3));
+        let report = live(&store, &mut source, options(), dir.path());
+        assert_eq!(report.applied, all.len() as u64);
+        assert_eq!(report.late, 0);
+        assert!(report.commits > 1);
+        assert_eq!(records(&store), expected);
+        assert_eq!(sides(&store), 0, "the end settles every event");
+    }
+
+    #[test]
+    fn a_restart_neither_loses_nor_reapplies_unsettled_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0xC0FFEE);
+        let mut all = events(20, 50, &mut rng);
+        disorder(&mut all, 25, &mut rng);
+        let expected = records(&batch(&all, dir.path()));
+        let store = MemoryStore::new();
+        let parts = partitioned(&all, 2);
+        // The first run reads half of each partition and stops (as on SIGTERM), leaving
+        // events unsettled in the store.
+        let half: Vec<Vec<Vec<u8>>> = parts.iter().map(|p| p[..p.len() / 2].to_vec()).collect();
+        let mut first = ScriptedSource::new(half);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut options = options();
+        options.commit_interval = Duration::from_secs(3600);
+        let run = LiveRun {
+            streaming: plan(),
+            store: &store,
+            source: &mut first,
+            dead_letters: dir.path().join("dead.jsonl"),
+            options: options.clone(),
+            stop: stop.clone(),
+            metrics: Arc::new(LiveMetrics::default()),
+        };
+        let mut live_run = Live::new(
+            &run.streaming,
+            run.store,
+            &run.options,
+            &run.metrics,
+            &run.dead_letters,
+        );
+        let LiveRun { source, .. } = run;
+        loop {
+            match source.poll().unwrap() {
+                Polled::Partition(id) => {
+                    let start = live_run.assigned(source, id).unwrap();
+                    source.start_at(id, start).unwrap();
+                }
+                Polled::Record(r) => live_run
+                    .record(r.partition, r.offset, r.payload, r.truncated)
+                    .unwrap(),
+                _ => break,
+            }
+        }
+        live_run
+            .commit(source, &mut Services::default(), false)
+            .unwrap();
+        assert!(sides(&store) > 0, "some events are unsettled at the stop");
+        drop(live_run);
+        let mut second = ScriptedSource::new(parts);
+        let report = live(&store, &mut second, options, dir.path());
+        let first_half: usize = partitioned(&all, 2).iter().map(|p| p.len() / 2).sum();
+        assert_eq!(
+            report.applied as usize,
+            all.len() - first_half,
+            "each event applied once"
+        );
+        assert_eq!(records(&store), expected);
+    }
+
+    #[test]
+    fn events_beyond_the_disorder_are_counted_late_and_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(7);
+        let mut all = events(5, 40, &mut rng);
+        // Three events arrive last, far behind their partitions' watermarks.
+        let moved: Vec<_> = [3usize, 50, 120].iter().map(|&i| all[i].clone()).collect();
+        for i in [120usize, 50, 3] {
+            all.remove(i);
+        }
+        all.extend(moved);
+        let store = MemoryStore::new();
+        let mut source = ScriptedSource::new(partitioned(&all, 1));
+        let report = live(&store, &mut source, options(), dir.path());
+        assert_eq!(report.late, 3);
+        assert_eq!(report.applied, all.len() as u64);
+        let events: i64 = store
+            .all_identities()
+            .unwrap()
+            .iter()
+            .flat_map(|i| store.load_identity(i).unwrap())
+            .filter(|r| &*r.key.aggregate == "session")
+            .map(|r| match r.columns.get(3) {
+                Some(Value::Int(n)) => *n,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(events, all.len() as i64, "every event counted once");
+    }
+
+    #[test]
+    fn an_idle_partition_settles_its_events_and_does_not_hold_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::new();
+        let line = |user: &str, t: i64| {
+            let time = DateTime::from_timestamp(1_700_000_000 + t, 0)
+                .unwrap()
+                .to_rfc3339();
+            format!(r#"{{"user": "{user}", "t": "{time}", "session": "s", "level": 1}}"#)
+                .into_bytes()
+        };
+        let mut source = ScriptedSource::new(vec![
+            vec![line("quiet", 0), line("quiet", 10)],
+            vec![line("busy", 0), line("busy", 100), line("busy", 200)],
+        ]);
+        let mut options = options();
+        options.idle_timeout = Duration::from_millis(50);
+        let run = LiveRun {
+            streaming: plan(),
+            store: &store,
+            source: &mut source,
+            dead_letters: dir.path().join("dead.jsonl"),
+            options,
+            stop: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::new(LiveMetrics::default()),
+        };
+        let mut live_run = Live::new(
+            &run.streaming,
+            run.store,
+            &run.options,
+            &run.metrics,
+            &run.dead_letters,
+        );
+        let LiveRun { source, .. } = run;
+        loop {
+            match source.poll().unwrap() {
+                Polled::Partition(id) => {
+                    let start = live_run.assigned(source, id).unwrap();
+                    source.start_at(id, start).unwrap();
+                }
+                Polled::Record(r) => live_run
+                    .record(r.partition, r.offset, r.payload, r.truncated)
+                    .unwrap(),
+                _ => break,
+            }
+        }
+        let unsettled = |store: &MemoryStore, user: &str| {
+            store
+                .load_identity(user)
+                .unwrap()
+                .iter()
+                .any(|r| &*r.key.aggregate == SIDE_AGGREGATE)
+        };
+        live_run
+            .commit(source, &mut Services::default(), false)
+            .unwrap();
+        assert!(unsettled(&store, "quiet") && unsettled(&store, "busy"));
+        // The busy partition keeps reading; the quiet one has been idle past the timeout.
+        std::thread::sleep(Duration::from_millis(80));
+        live_run.parts.get_mut(&1).unwrap().last_record = Instant::now();
+        live_run
+            .commit(source, &mut Services::default(), false)
+            .unwrap();
+        assert!(
+            !unsettled(&store, "quiet"),
+            "the idle partition's events settled"
+        );
+        assert!(
+            unsettled(&store, "busy"),
+            "the busy one's last events are within the disorder"
+        );
+    }
+
+    #[test]
+    fn malformed_records_are_dead_letters_with_partition_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::new();
+        let good = |t: i64| {
+            let time = DateTime::from_timestamp(1_700_000_000 + t, 0)
+                .unwrap()
+                .to_rfc3339();
+            format!(r#"{{"user": "u", "t": "{time}", "session": "s", "level": 1}}"#).into_bytes()
+        };
+        let mut source = ScriptedSource::new(vec![vec![
+            good(0),
+            b"not json".to_vec(),
+            Vec::new(),
+            format!(r#"{{"user": "u", "pad": "{}"}}"#, "x".repeat(5000)).into_bytes(),
+            good(5),
+        ]]);
+        let report = live(&store, &mut source, options(), dir.path());
+        assert_eq!(report.applied, 2, "the run went on");
+        assert_eq!(report.rejected.total(), 3);
+        let letters = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+        let lines: Vec<&str> = letters.lines().collect();
+        assert_eq!(lines.len(), 3, "{letters}");
+        for (line, (offset, reason)) in
+            lines
+                .iter()
+                .zip([(1, "invalid_json"), (2, "null_value"), (3, "line_too_long")])
+        {
+            assert!(line.contains(r#""input":"events/0""#), "{line}");
+            assert!(line.contains(&format!(r#""offset":{offset},"#)), "{line}");
+            assert!(line.contains(reason), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_zombie_that_lost_its_partition_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::new();
+        let mut rng = Rng(3);
+        let all = events(4, 30, &mut rng);
+        let lines = partitioned(&all, 1).remove(0);
+        let metrics = Arc::new(LiveMetrics::default());
+        let letters = dir.path().join("dead.jsonl");
+        let setup =
+            |_: &mut ScriptedSource| Live::new(&plan(), &store, &options(), &metrics, &letters);
+        let mut zombie_source = ScriptedSource::new(vec![lines.clone()]);
+        let mut zombie = setup(&mut zombie_source);
+        let start = zombie.assigned(&zombie_source, 0).unwrap();
+        for (offset, line) in lines.iter().enumerate().take(40).skip(start as usize) {
+            zombie.record(0, offset as i64, line, false).unwrap();
+        }
+        zombie
+            .commit(&mut zombie_source, &mut Services::default(), false)
+            .unwrap();
+        // The group moves the partition to another consumer, which reads on and commits.
+        let mut owner_source = ScriptedSource::new(vec![lines.clone()]);
+        let mut owner = setup(&mut owner_source);
+        let start = owner.assigned(&owner_source, 0).unwrap();
+        assert_eq!(start, 40);
+        for (offset, line) in lines.iter().enumerate().take(80).skip(40) {
+            owner.record(0, offset as i64, line, false).unwrap();
+        }
+        owner
+            .commit(&mut owner_source, &mut Services::default(), false)
+            .unwrap();
+        let before = records(&store);
+        // The zombie never heard: it reads on from where it was and commits.
+        for (offset, line) in lines.iter().enumerate().take(60).skip(40) {
+            zombie.record(0, offset as i64, line, false).unwrap();
+        }
+        zombie
+            .commit(&mut zombie_source, &mut Services::default(), false)
+            .unwrap();
+        assert_eq!(records(&store), before, "the zombie's write was rejected");
+        assert_eq!(
+            store.checkpoint("kafka:events/0").unwrap(),
+            Some(dtc_store::Checkpoint { offset: 80 })
+        );
+        assert!(
+            zombie.parts.is_empty() && zombie.cache.is_empty(),
+            "it dropped the partition"
+        );
+    }
 }
