@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dtc-target}"
-cargo build --release -q -p dtc-cli -p dtc-kafka
+cargo build --release -q -p dtc-cli
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d)
 broker_pid=

@@ -5,7 +5,8 @@
 //!   the assignment itself), records of partitions no longer assigned are dropped, and Kafka's
 //!   committed offsets are only written after the store's commit, for lag tools.
 //! - [`producer::Producer`]: idempotent, keyed production for `dtc produce`.
-//! - [`broker::TestBroker`]: librdkafka's mock cluster, for tests and the example.
+//! - [`broker::TestBroker`]: librdkafka's mock cluster, for tests and the example (wrapped
+//!   as `dtc-test-broker` by the dtc-cli crate).
 //!
 //! The crate prints nothing and reads no environment variables.
 

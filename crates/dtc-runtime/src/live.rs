@@ -667,6 +667,12 @@ impl<'a> Live<'a> {
             metrics.late.fetch_add(1, Ordering::Relaxed);
             match entry.base.as_mut() {
                 Some(base) => {
+                    // The watermark has passed the unsettled events older than this one too:
+                    // they settle first, so that the base takes them in event-time order.
+                    let settled = entry.unsettled.partition_point(|u| u.time <= time);
+                    for u in entry.unsettled.drain(..settled) {
+                        operator.apply(base, &u.event);
+                    }
                     operator.apply(base, &event);
                     rebuild(operator, &mut *entry);
                 }
