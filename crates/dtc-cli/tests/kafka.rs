@@ -18,9 +18,9 @@ fn specs() -> PathBuf {
     common::repo().join("dtc-specs/offer-ai")
 }
 
-/// The broker process; killed when dropped.
+/// The broker: a `dtc-test-broker` process (killed when dropped), or one already running.
 struct Broker {
-    child: Child,
+    child: Option<Child>,
     bootstrap: String,
 }
 
@@ -40,7 +40,19 @@ impl Broker {
             .strip_prefix("bootstrap ")
             .expect("bootstrap line")
             .to_string();
-        Broker { child, bootstrap }
+        Broker {
+            child: Some(child),
+            bootstrap,
+        }
+    }
+
+    /// A broker already running at `bootstrap`, with a new topic of `partitions`.
+    fn external(bootstrap: &str, topic: &str, partitions: i32) -> Broker {
+        dtc_kafka::create_topic(bootstrap, topic, partitions, &[]).expect("create the topic");
+        Broker {
+            child: None,
+            bootstrap: bootstrap.to_string(),
+        }
     }
 
     fn uri(&self, topic: &str) -> String {
@@ -50,8 +62,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -108,15 +122,19 @@ fn events(users: u32, days: u32) -> Vec<String> {
 struct Scenario {
     dir: tempfile::TempDir,
     broker: Broker,
+    topic: String,
     events: usize,
 }
 
 impl Scenario {
     fn new(users: u32, days: u32) -> Scenario {
+        Scenario::on(users, days, Broker::start("events", 4), "events")
+    }
+
+    fn on(users: u32, days: u32, broker: Broker, topic: &str) -> Scenario {
         let dir = tempfile::tempdir().expect("tempdir");
         let lines = events(users, days);
         std::fs::write(dir.path().join("events.jsonl"), lines.join("\n") + "\n").expect("events");
-        let broker = Broker::start("events", 4);
         let out = common::dtc()
             .current_dir(dir.path())
             .arg("produce")
@@ -135,6 +153,7 @@ impl Scenario {
         Scenario {
             dir,
             broker,
+            topic: topic.to_string(),
             events: lines.len(),
         }
     }
@@ -163,7 +182,7 @@ impl Scenario {
             .arg("transform")
             .arg("--streaming")
             .arg(specs().join("offer-ai-streaming.yml"))
-            .args(["--source", &self.broker.uri("events"), "--group", group])
+            .args(["--source", &self.broker.uri(&self.topic), "--group", group])
             .args([
                 "--store",
                 store,
@@ -417,4 +436,39 @@ fn two_consumers_of_one_group_on_dynamodb_one_killed_mid_stream_equal_a_batch_ru
         got == want,
         "the DynamoDB store differs from the batch run's"
     );
+}
+
+/// Against tansu (scripts/local-services.sh starts it). Ignored for now: on a topic made with
+/// CreateTopics, a group member is assigned its partitions but no fetch returned a record
+/// within the test's time (consuming an auto-created topic worked, after ~30 s of group join);
+/// run it with `cargo test -p dtc-cli --test kafka tansu -- --ignored` when working on that.
+#[test]
+#[ignore = "tansu serves no records to a new group member in time; see the doc comment"]
+fn a_run_to_the_end_of_a_tansu_topic_equals_a_batch_run() {
+    let Ok(brokers) = std::env::var("DTC_KAFKA_BROKERS") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but DTC_KAFKA_BROKERS is not set: run the tests through scripts/test.sh"
+        );
+        eprintln!("skipped: DTC_KAFKA_BROKERS is not set (scripts/test.sh starts tansu)");
+        return;
+    };
+    let topic = format!(
+        "tansu-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let scenario = Scenario::on(300, 6, Broker::external(&brokers, &topic, 4), &topic);
+    scenario.batch("batch");
+    let out = scenario
+        .consumer("live", "tansu", &["--stop-at-end"])
+        .output()
+        .expect("consumer");
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    assert_eq!(
+        embedded(scenario.path(), "live"),
+        embedded(scenario.path(), "batch")
+    );
+    assert_eq!(scenario.rows("live"), scenario.rows("batch"));
 }

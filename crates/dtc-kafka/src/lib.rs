@@ -141,6 +141,47 @@ pub fn parse_option(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Creates `topic` with `partitions` partitions (replication 1) unless it exists: for tests,
+/// the example and benches against a broker that does not create topics as asked.
+pub fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    options: &[(String, String)],
+) -> Result<(), KafkaError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in options {
+        config.set(key, value);
+    }
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(|e| KafkaError::client("creating an admin client", e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::Config(format!("starting a runtime: {e}")))?;
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .map_err(|e| KafkaError::client(format!("creating topic `{topic}`"), e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaError::Config(format!(
+                    "creating topic `{name}` failed: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The checkpoint name of a topic's partition in a block store.
 pub fn checkpoint_key(topic: &str, partition: i32) -> String {
     format!("kafka:{topic}/{partition}")

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dtc_io::IoError;
 use dtc_io::source::{PartitionId, PartitionInfo, Polled, RecordSource, SourceRecord, SourceStats};
@@ -105,9 +105,14 @@ struct Assigned {
     next: i64,
     /// With `stop_at_end`: the end the partition had when it was assigned.
     end: Option<i64>,
-    /// Read to `end`, and a fetch there returned nothing more.
-    done: bool,
+    /// Since when a fetch at the end of what was read returned nothing, with no record since.
+    empty_since: Option<Instant>,
 }
+
+/// How long fetches at a partition's end must keep returning nothing before it counts as
+/// read to the end: a broker's reported end can lag the records it serves (tansu's does), and
+/// librdkafka reports an end from that report.
+const END_QUIET: Duration = Duration::from_millis(500);
 
 pub struct KafkaSource {
     consumer: BaseConsumer<Context>,
@@ -236,7 +241,7 @@ impl KafkaSource {
                 id,
                 Assigned {
                     next: start.unwrap_or(0),
-                    done: false,
+                    empty_since: None,
                     end,
                 },
             );
@@ -327,19 +332,21 @@ impl KafkaSource {
         self.options.stop_at_end
             && !self.assigned.is_empty()
             && self.to_assign.is_empty()
-            && self.assigned.values().all(|a| a.done)
+            && self.assigned.values().all(|a| {
+                a.end.is_some_and(|end| a.next >= end)
+                    && a.empty_since.is_some_and(|t| t.elapsed() >= END_QUIET)
+            })
     }
 
-    /// A fetch at the end returned nothing: partitions numbered `partition` that were read to
-    /// the end they had at the start are done.
+    /// A fetch at the end returned nothing for partitions numbered `partition`.
     fn reached_end(&mut self, partition: i32) {
         for (id, held) in self.assigned.iter_mut() {
             let same = self
                 .topic_partitions
                 .get(*id as usize)
                 .is_some_and(|(_, p)| *p == partition);
-            if same && held.end.is_some_and(|end| held.next >= end) {
-                held.done = true;
+            if same && held.empty_since.is_none() {
+                held.empty_since = Some(Instant::now());
             }
         }
     }
@@ -416,6 +423,7 @@ impl RecordSource for KafkaSource {
                 continue;
             }
             held.next = offset + 1;
+            held.empty_since = None;
             let value = message.payload().unwrap_or(&[]);
             let truncated = value.len() > self.options.max_record_bytes;
             self.payload.clear();

@@ -791,6 +791,7 @@ impl<'a> Live<'a> {
             deletes.append(&mut entry.deletes);
         }
         let mut fenced: Vec<PartitionId> = Vec::new();
+        let mut wrote = false;
         loop {
             let mut batch = WriteBatch::default();
             let mut offsets = Vec::new();
@@ -833,6 +834,7 @@ impl<'a> Live<'a> {
             dtc_failpoint::hit("runtime.live.commit");
             match commit::commit(self.store, batch, manifest, services) {
                 Ok(()) => {
+                    wrote = true;
                     for (id, next) in &offsets {
                         if let Some(part) = self.parts.get_mut(id) {
                             part.committed = Some(*next);
@@ -858,9 +860,11 @@ impl<'a> Live<'a> {
         if !fenced.is_empty() {
             self.release(&fenced);
         }
-        self.commits += 1;
+        if wrote {
+            self.commits += 1;
+            self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+        }
         self.freshness.committed(Instant::now());
-        self.metrics.commits.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .records_written
             .fetch_add(written, Ordering::Relaxed);
