@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Kafka bench: 1 M offer-ai events produced to a local broker (librdkafka's mock cluster in
-# a process of its own, 4 partitions), then consumed into a fresh embedded store with
+# a process of its own, 16 partitions: see below), then consumed into a fresh embedded store with
 # --stop-at-end by one dtc pinned to one core, beside the same events read from a file by the
 # same binary in the same run (the baseline). Prints events/s of both, their ratio, and the
 # consumer's event-to-store freshness p99 (read → durable commit).
@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dtc-target}"
 events=${1:-1000000}
+# librdkafka's mock cluster keeps at most 100 000 message sets or 5 MiB a partition and drops
+# older ones, so 1 M events need more than 4 partitions to be all there when consumed.
+partitions=${DTC_BENCH_PARTITIONS:-16}
 gen=${DTC_GEN_EVENTS:-../shared/bench/gen_events.py}
 [[ -f $gen ]] || gen=/work/shared/bench/gen_events.py
 cargo build --release -q -p dtc-cli
@@ -27,7 +30,7 @@ python3 "$gen" --users "$users" --days 28 --seed 42 --max-events "$events" --out
 specs=dtc-specs/offer-ai
 
 # The broker gets the other core, so the consumer's core is its own.
-taskset -c 1 "$bin/dtc-test-broker" --partitions 4 bench >"$work/broker.out" &
+taskset -c 1 "$bin/dtc-test-broker" --partitions "$partitions" bench >"$work/broker.out" &
 broker_pid=$!
 for _ in $(seq 100); do
     grep -q '^bootstrap ' "$work/broker.out" 2>/dev/null && break

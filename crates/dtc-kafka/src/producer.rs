@@ -1,16 +1,41 @@
 //! Keyed, idempotent production (`dtc produce`): records of one key land in one partition, in
 //! the order they were sent, each once even when librdkafka retries a request.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
 
 use crate::KafkaError;
 
+/// Counts the records the brokers did not take, with the first reason: a send that was queued
+/// is not yet a record delivered.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| error.to_string());
+        }
+    }
+}
+
 pub struct Producer {
-    producer: BaseProducer,
+    producer: BaseProducer<Deliveries>,
     topic: String,
     sent: u64,
 }
@@ -34,7 +59,7 @@ impl Producer {
             config.set(key, value);
         }
         let producer = config
-            .create()
+            .create_with_context(Deliveries::default())
             .map_err(|e| KafkaError::client("creating the producer", e))?;
         Ok(Producer {
             producer,
@@ -70,11 +95,25 @@ impl Producer {
         }
     }
 
-    /// Waits until every queued record is acknowledged by the brokers.
+    /// Waits until every queued record is acknowledged by the brokers; fails if any was not.
     pub fn flush(&mut self, timeout: Duration) -> Result<u64, KafkaError> {
         self.producer
             .flush(timeout)
             .map_err(|e| KafkaError::client(format!("flushing to `{}`", self.topic), e))?;
+        let context = self.producer.context();
+        let failed = context.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = context
+                .first
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_default();
+            return Err(KafkaError::Config(format!(
+                "{failed} of {} records were not delivered to `{}` (first: {first})",
+                self.sent, self.topic
+            )));
+        }
         Ok(self.sent)
     }
 }
