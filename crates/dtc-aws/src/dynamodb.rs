@@ -249,12 +249,17 @@ struct ItemWrite {
     label: String,
     /// Puts with version > 1 are conditional on the stored version being lower.
     version: u64,
+    /// A fenced write's condition on a checkpoint item: this partition's stored offset must
+    /// be this (`None`: no item), see `WriteBatch::expect_checkpoints`.
+    fence: Option<(String, Option<i64>)>,
 }
 
 #[derive(Clone)]
 enum WriteKind {
     Put(HashMap<String, AttributeValue>),
     Delete(HashMap<String, AttributeValue>),
+    /// Writes nothing: only its `fence` is checked, in the transaction it is part of.
+    Check(HashMap<String, AttributeValue>),
 }
 
 impl DynamoStore {
@@ -542,6 +547,7 @@ impl Inner {
             size,
             label,
             version: record.version,
+            fence: None,
         })
     }
 
@@ -554,10 +560,15 @@ impl Inner {
             request: WriteKind::Delete(item),
             label: label(key),
             version: 0,
+            fence: None,
         })
     }
 
-    fn checkpoint_item(partition: &str, checkpoint: Checkpoint) -> ItemWrite {
+    fn checkpoint_item(
+        partition: &str,
+        checkpoint: Checkpoint,
+        fence: Option<Option<i64>>,
+    ) -> ItemWrite {
         let mut item = key_item(CHECKPOINT_PK, &checkpoint_sk(partition));
         item.insert(
             OFFSET.into(),
@@ -568,6 +579,19 @@ impl Inner {
             request: WriteKind::Put(item),
             label: format!("checkpoint `{partition}`"),
             version: 0,
+            fence: fence.map(|expected| (partition.to_string(), expected)),
+        }
+    }
+
+    /// A condition on `partition`'s checkpoint item, writing nothing.
+    fn fence_item(partition: &str, expected: Option<i64>) -> ItemWrite {
+        let item = key_item(CHECKPOINT_PK, &checkpoint_sk(partition));
+        ItemWrite {
+            size: item_size(&item),
+            request: WriteKind::Check(item),
+            label: format!("checkpoint `{partition}`"),
+            version: 0,
+            fence: Some((partition.to_string(), expected)),
         }
     }
 
@@ -584,6 +608,7 @@ impl Inner {
                     request: WriteKind::Put(item),
                     label,
                     version: 0,
+                    fence: None,
                 }
             }
             None => ItemWrite {
@@ -591,6 +616,7 @@ impl Inner {
                 request: WriteKind::Delete(item),
                 label,
                 version: 0,
+                fence: None,
             },
         }
     }
@@ -696,9 +722,37 @@ impl Inner {
             .into_iter()
             .map(|(name, value)| Self::run_state_item(name, value))
             .collect();
+        let expected = |partition: &str| {
+            batch
+                .expect_checkpoints
+                .iter()
+                .rev()
+                .find(|(p, _)| p == partition)
+                .map(|(_, offset)| *offset)
+        };
         let checkpoints: Vec<ItemWrite> = checkpoints
             .iter()
-            .map(|(p, c)| Self::checkpoint_item(p, *c))
+            .map(|(p, c)| Self::checkpoint_item(p, *c, expected(p)))
+            .collect();
+        // Fenced partitions without a checkpoint in the batch are checked by items of their
+        // own; the others' checkpoint puts carry the condition.
+        let mut fences: Vec<ItemWrite> = Vec::new();
+        for (partition, offset) in &batch.expect_checkpoints {
+            if !fences
+                .iter()
+                .any(|f| f.fence.as_ref().is_some_and(|(p, _)| p == partition))
+            {
+                fences.push(Self::fence_item(partition, *offset));
+            }
+        }
+        let unwritten_fences: Vec<ItemWrite> = fences
+            .iter()
+            .filter(|f| {
+                !checkpoints
+                    .iter()
+                    .any(|c| c.fence.as_ref().map(|(p, _)| p) == f.fence.as_ref().map(|(p, _)| p))
+            })
+            .cloned()
             .collect();
         let all = || {
             records
@@ -706,6 +760,7 @@ impl Inner {
                 .flatten()
                 .chain(&run_state)
                 .chain(&checkpoints)
+                .chain(&unwritten_fences)
         };
         let total = all().count();
         if total == 0 {
@@ -722,11 +777,27 @@ impl Inner {
         // records. Then the run state, then the checkpoints, each only after everything before
         // it is stored: a run's commit keeps its checkpoints in its run state too, so a crash
         // between the two leaves them where a restart finds them.
-        self.run_transactions(pack_whole_groups(records)).await?;
-        self.run_transactions(pack_whole_groups(vec![run_state]))
+        // A fenced batch checks its fences in every transaction, so that a writer that lost its
+        // partitions writes nothing once the new owner has moved their checkpoints.
+        let room = TRANSACTION_ITEMS.saturating_sub(fences.len()).max(1);
+        let fenced = |transactions: Vec<Vec<ItemWrite>>| -> Vec<Vec<ItemWrite>> {
+            transactions
+                .into_iter()
+                .map(|mut items| {
+                    items.extend(fences.iter().cloned());
+                    items
+                })
+                .collect()
+        };
+        self.run_transactions(fenced(pack_whole_groups(records, room)))
             .await?;
-        self.run_transactions(pack_whole_groups(vec![checkpoints]))
-            .await
+        self.run_transactions(fenced(pack_whole_groups(vec![run_state], room)))
+            .await?;
+        let mut last = pack_whole_groups(vec![checkpoints], room);
+        if let Some(first) = last.first_mut() {
+            first.extend(unwritten_fences);
+        }
+        self.run_transactions(last).await
     }
 
     /// Sends transactions, [`DynamoOptions::max_in_flight`] at a time.
@@ -787,6 +858,11 @@ impl Inner {
                     return Ok(());
                 }
                 Err(TransactFailure::Conflict(index)) => {
+                    if let Some((partition, _)) = items.get(index).and_then(|w| w.fence.as_ref()) {
+                        return Err(StoreError::Fenced {
+                            partitions: vec![partition.clone()],
+                        });
+                    }
                     let label = items.get(index).map_or("a record", |w| w.label.as_str());
                     return Err(StoreError::Conflict(format!(
                         "{label} in table `{}` has a stored version not below the one being \
@@ -886,7 +962,15 @@ impl Inner {
                 let mut put = aws_sdk_dynamodb::types::Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(item.clone()));
-                if write.version > 1 {
+                if let Some((_, expected)) = &write.fence {
+                    let (condition, value) = fence_condition(*expected);
+                    put = put
+                        .condition_expression(condition)
+                        .expression_attribute_names("#o", OFFSET);
+                    if let Some(value) = value {
+                        put = put.expression_attribute_values(":o", value);
+                    }
+                } else if write.version > 1 {
                     put = put
                         .condition_expression("attribute_not_exists(#v) OR #v < :v")
                         .expression_attribute_names("#v", VERSION)
@@ -897,6 +981,21 @@ impl Inner {
                 }
                 TransactWriteItem::builder()
                     .put(put.build().map_err(build_error)?)
+                    .build()
+            }
+            WriteKind::Check(key) => {
+                let expected = write.fence.as_ref().and_then(|(_, e)| *e);
+                let (condition, value) = fence_condition(expected);
+                let mut check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key.clone()))
+                    .condition_expression(condition)
+                    .expression_attribute_names("#o", OFFSET);
+                if let Some(value) = value {
+                    check = check.expression_attribute_values(":o", value);
+                }
+                TransactWriteItem::builder()
+                    .condition_check(check.build().map_err(build_error)?)
                     .build()
             }
             WriteKind::Delete(key) => TransactWriteItem::builder()
@@ -1107,6 +1206,14 @@ impl Inner {
     }
 }
 
+/// The condition of a fence on a checkpoint item, and its value.
+fn fence_condition(expected: Option<i64>) -> (&'static str, Option<AttributeValue>) {
+    match expected {
+        Some(offset) => ("#o = :o", Some(AttributeValue::N(offset.to_string()))),
+        None => ("attribute_not_exists(#o)", None),
+    }
+}
+
 enum TransactFailure {
     /// The item at this index failed its version condition.
     Conflict(usize),
@@ -1271,11 +1378,11 @@ fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
 /// Packs groups of items (an identity's records) into transactions of at most 100 items and
 /// 4 MB, each group whole in one transaction where it fits one; a larger group fills
 /// transactions of its own.
-fn pack_whole_groups(groups: Vec<Vec<ItemWrite>>) -> Vec<Vec<ItemWrite>> {
+fn pack_whole_groups(groups: Vec<Vec<ItemWrite>>, room: usize) -> Vec<Vec<ItemWrite>> {
     let mut transactions: Vec<Vec<ItemWrite>> = Vec::new();
     let mut current: Vec<ItemWrite> = Vec::new();
     let mut bytes = 0;
-    let fits = |items: usize, size: usize| items <= TRANSACTION_ITEMS && size <= TRANSACTION_BYTES;
+    let fits = |items: usize, size: usize| items <= room && size <= TRANSACTION_BYTES;
     for group in groups.into_iter().filter(|g| !g.is_empty()) {
         let group_bytes: usize = group.iter().map(|w| w.size).sum();
         if !fits(current.len() + group.len(), bytes + group_bytes) && !current.is_empty() {
@@ -1430,16 +1537,20 @@ mod tests {
             size,
             label: String::new(),
             version: 2,
+            fence: None,
         };
         let group = |n: usize, size| (0..n).map(|_| write(size)).collect::<Vec<_>>();
         // 30 identities of 7 records: 14 per transaction, none split.
-        let packed = pack_whole_groups((0..30).map(|_| group(7, 100)).collect());
+        let packed = pack_whole_groups((0..30).map(|_| group(7, 100)).collect(), TRANSACTION_ITEMS);
         assert_eq!(
             packed.iter().map(Vec::len).collect::<Vec<_>>(),
             [98, 98, 14]
         );
         // Big records: the 4 MB limit cuts first, still between identities.
-        let packed = pack_whole_groups((0..10).map(|_| group(3, 300 * 1024)).collect());
+        let packed = pack_whole_groups(
+            (0..10).map(|_| group(3, 300 * 1024)).collect(),
+            TRANSACTION_ITEMS,
+        );
         assert!(
             packed.iter().all(|t| t.len() % 3 == 0),
             "{:?}",
@@ -1451,12 +1562,15 @@ mod tests {
                 .all(|t| t.iter().map(|w| w.size).sum::<usize>() <= TRANSACTION_BYTES)
         );
         // An identity larger than one transaction fills transactions of its own.
-        let packed = pack_whole_groups(vec![group(5, 10), group(250, 10), group(5, 10)]);
+        let packed = pack_whole_groups(
+            vec![group(5, 10), group(250, 10), group(5, 10)],
+            TRANSACTION_ITEMS,
+        );
         assert_eq!(
             packed.iter().map(Vec::len).collect::<Vec<_>>(),
             [5, 100, 100, 55]
         );
-        assert!(pack_whole_groups(vec![Vec::new()]).is_empty());
+        assert!(pack_whole_groups(vec![Vec::new()], TRANSACTION_ITEMS).is_empty());
     }
 
     #[test]

@@ -37,7 +37,7 @@ enum Command {
     ///
     /// With --source, events are sessionized into blocks (and, with --window, rows are computed
     /// in the same pass). With --window and no --source, rows are computed from stored blocks.
-    Transform(cmd::transform::TransformArgs),
+    Transform(Box<cmd::transform::TransformArgs>),
     /// Print an identity's stored records as JSON lines, or list the store's identities.
     Blocks(cmd::blocks::BlocksArgs),
     /// Serve window features over HTTP: an identity's features now, equal to its training rows.
@@ -53,6 +53,9 @@ enum Command {
     /// Exit code 0 if all tests passed, 1 if any failed, 2 if a test file or spec is unreadable
     /// or invalid.
     Test(cmd::test::TestArgs),
+    /// Produce raw events (files, s3://) to a Kafka topic, keyed by the streaming DTC's
+    /// Identity, so that a group of `dtc transform --source kafka://…` consumers can share them.
+    Produce(cmd::kafka::ProduceArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,11 +68,12 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Validate(args) => cmd::validate::run(&args),
-        Command::Transform(args) => cmd::transform::run(args, cli.verbose),
+        Command::Transform(args) => cmd::transform::run(*args, cli.verbose),
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
         Command::Serve(args) => cmd::serve::run(args, cli.verbose),
         Command::Schema => cmd::schema::run(),
         Command::Test(args) => cmd::test::run(&args),
+        Command::Produce(args) => cmd::kafka::produce(args, cli.verbose),
     };
     if cli.count_failpoints {
         eprintln!("failpoints hit: {}", dtc_failpoint::hits());

@@ -51,7 +51,9 @@ fn spec_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for path in entries {
         if path.is_dir() {
             spec_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml")
+            && !dtc_runtime::spectest::is_test_file(&path)
+        {
             out.push(path);
         }
     }

@@ -267,15 +267,21 @@ impl StreamingBatch {
 }
 
 /// A nonzero 64-bit mark of a run key (FNV-1a: the same on every build and platform, so a
-/// re-run by another build of dtc finds the marks of the crashed run).
+/// re-run by another build of dtc finds the marks of the crashed run). Its top bit is clear:
+/// marks with it set are a live consumer's ([`LIVE_MARK`]).
 fn writer_mark(run_key: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in run_key.as_bytes() {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    hash.max(1)
+    (hash & !LIVE_MARK).max(1)
 }
+
+/// The bit that tells a live consumer's writer mark (`StoredRecord::writer`) from a batch
+/// run's: the rest of a live mark is the offset after the last event applied to the identity
+/// in its partition, so that a restart skips the events a written identity already holds.
+pub const LIVE_MARK: u64 = 1 << 63;
 
 /// Batches queued for the writer thread at most: enough to cover a durable commit of the
 /// embedded store (about a tenth of a second of the merge's output on 10 M events) without

@@ -127,6 +127,101 @@ impl IdentityState {
         }
     }
 
+    /// Appends this state's records as store records, the dirty ones only or all of them,
+    /// without consuming it. Taking the dirty ones marks them written: clean again, with the
+    /// version they were written with, so the next write of a record is conditional on it.
+    pub fn stored_records(
+        &mut self,
+        plan: &StreamingPlan,
+        dirty_only: bool,
+        out: &mut Vec<StoredRecord>,
+    ) {
+        for (agg, state) in plan.aggregates.iter().zip(self.aggs.iter_mut()) {
+            let kind = match agg.kind {
+                StreamAggregateKind::Variable => continue,
+                StreamAggregateKind::Identity => RecordKind::Identity,
+                StreamAggregateKind::Block
+                | StreamAggregateKind::SplitBlock { .. }
+                | StreamAggregateKind::Activity { .. } => RecordKind::Block,
+            };
+            let start_col = role_column(&agg.layout, ColumnRole::StartTime);
+            let name: Arc<str> = Arc::from(agg.name.as_str());
+            for rec in state.records.iter_mut().filter(|r| r.dirty || !dirty_only) {
+                let start_time = start_col.and_then(|c| match rec.columns.get(c) {
+                    Some(Value::DateTime(t)) => Some(*t),
+                    _ => None,
+                });
+                if dirty_only {
+                    rec.version += 1;
+                    rec.dirty = false;
+                }
+                out.push(StoredRecord {
+                    key: RecordKey {
+                        identity: self.identity.clone(),
+                        aggregate: name.clone(),
+                        dims: rec.dims.clone(),
+                    },
+                    kind,
+                    start_time,
+                    columns: rec.columns.clone(),
+                    version: rec.version,
+                    order: rec.order,
+                    writer: 0,
+                });
+            }
+        }
+    }
+
+    /// Whether a record changed since it was loaded or last taken.
+    pub fn is_dirty(&self) -> bool {
+        self.aggs.iter().any(|a| a.records.iter().any(|r| r.dirty))
+    }
+
+    /// Makes this state, rebuilt from an older one (a replay in event-time order), replace
+    /// `previous` in the store: every record is marked to be written, at a version above the
+    /// one `previous` holds for its key. Returns the keys of `previous`'s records this state
+    /// no longer has (activity blocks merged by the replay), to be deleted.
+    pub fn replace(&mut self, previous: &IdentityState, plan: &StreamingPlan) -> Vec<RecordKey> {
+        let mut gone = Vec::new();
+        for (ai, agg) in plan.aggregates.iter().enumerate() {
+            let (Some(new), Some(old)) = (self.aggs.get_mut(ai), previous.aggs.get(ai)) else {
+                continue;
+            };
+            if matches!(agg.kind, StreamAggregateKind::Variable) {
+                continue;
+            }
+            for rec in &mut new.records {
+                if let Some(i) = old.find(&rec.dims) {
+                    rec.version = rec.version.max(old.records[i].version);
+                }
+                rec.dirty = true;
+            }
+            for rec in &old.records {
+                if new.find(&rec.dims).is_none() {
+                    gone.push(RecordKey {
+                        identity: self.identity.clone(),
+                        aggregate: Arc::from(agg.name.as_str()),
+                        dims: rec.dims.clone(),
+                    });
+                }
+            }
+        }
+        gone
+    }
+
+    /// About how many bytes the state holds, for a cache's budget.
+    pub fn approx_bytes(&self) -> usize {
+        let values = |v: &[Value]| v.iter().map(approx_value_bytes).sum::<usize>();
+        self.identity.len()
+            + 64
+            + self
+                .aggs
+                .iter()
+                .flat_map(|a| &a.records)
+                .map(|r| 96 + values(&r.dims) + values(&r.columns))
+                .sum::<usize>()
+    }
+
     fn current(&self, agg: usize) -> Option<&Record> {
         let a = self.aggs.get(agg)?;
         if a.closed {
@@ -141,6 +236,24 @@ impl IdentityState {
         // Saturating: a stored ordinal of u64::MAX (a damaged store) must not panic a run.
         self.last_order = self.last_order.saturating_add(1);
         self.last_order
+    }
+}
+
+/// About how many bytes a value holds.
+pub fn approx_value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => 24 + s.len(),
+        Value::List(items) | Value::Tuple(items) => {
+            40 + items.iter().map(approx_value_bytes).sum::<usize>()
+        }
+        Value::Set(items) => 64 + items.iter().map(approx_value_bytes).sum::<usize>(),
+        Value::Map(items) => {
+            64 + items
+                .iter()
+                .map(|(k, v)| approx_value_bytes(k) + approx_value_bytes(v))
+                .sum::<usize>()
+        }
+        _ => 24,
     }
 }
 

@@ -26,6 +26,8 @@ pub enum RejectReason {
     BadTime,
     /// The event is later than the allowed lateness of a live stream.
     TooLate,
+    /// A log record without a value (a Kafka tombstone), or with an empty one.
+    NullValue,
     /// The whole input file is damaged (a corrupt or truncated compressed file) and was left
     /// out of the run (`--skip-bad-files`).
     CorruptFile,
@@ -33,7 +35,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a stable order (summaries list them in this order).
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::InvalidJson,
         RejectReason::NotAnObject,
         RejectReason::InvalidUtf8,
@@ -44,6 +46,7 @@ impl RejectReason {
         RejectReason::MissingTime,
         RejectReason::BadTime,
         RejectReason::TooLate,
+        RejectReason::NullValue,
         RejectReason::CorruptFile,
     ];
 
@@ -60,6 +63,7 @@ impl RejectReason {
             RejectReason::MissingTime => "missing_time",
             RejectReason::BadTime => "bad_time",
             RejectReason::TooLate => "too_late",
+            RejectReason::NullValue => "null_value",
             RejectReason::CorruptFile => "corrupt_file",
         }
     }
@@ -125,6 +129,7 @@ mod tests {
                 "missing_time",
                 "bad_time",
                 "too_late",
+                "null_value",
                 "corrupt_file"
             ]
         );

@@ -7,6 +7,13 @@
 //! that offset were applied by an earlier run and are not handed out again. A partition whose
 //! data turns out damaged is reported once ([`Polled::BadPartition`]); nothing read from it can
 //! be trusted, and the run decides whether to stop or to leave it out.
+//!
+//! An unbounded log adds two things. Partitions come and go while it runs (a consumer group's
+//! rebalance): a partition announced again later is announced again with its `start_at`, and
+//! partitions being taken away are announced by [`Polled::Revoked`] before they go, so that a
+//! run commits what it holds of them first. And a run tells the source what the store has
+//! committed ([`RecordSource::committed`]), which a log may record for its lag tools; a store's
+//! checkpoint stays the only source of truth for where a partition resumes.
 
 use std::collections::VecDeque;
 
@@ -48,6 +55,8 @@ pub struct SourceRecord<'a> {
     pub partition: PartitionId,
     /// Its offset in the partition: a file's 0-based line index, a Kafka offset.
     pub offset: i64,
+    /// The record's bytes; empty only for a log record without a value (a Kafka tombstone),
+    /// since a file's blank lines are not records.
     pub payload: &'a [u8],
     /// The record was longer than the maximum and `payload` holds only its beginning.
     pub truncated: bool,
@@ -70,6 +79,10 @@ pub enum Polled<'a> {
         partition: PartitionId,
         error: IoError,
     },
+    /// These partitions are being taken from this run (a rebalance). No record of them is
+    /// handed out after this; the run commits (or drops) what it holds of them before its next
+    /// poll, after which the source lets them go.
+    Revoked(Vec<PartitionId>),
     /// Nothing to read now (an unbounded source); the run may commit and poll again.
     Idle,
     /// A bounded source has no more partitions.
@@ -92,6 +105,15 @@ pub trait RecordSource: Send {
     /// Where partition `id` resumes: its records below `offset` are skipped.
     fn start_at(&mut self, id: PartitionId, offset: i64) -> Result<(), IoError>;
     fn stats(&self) -> SourceStats;
+    /// The store committed these partitions up to these next offsets. Only a log that keeps
+    /// progress for its own tools (a Kafka group's committed offsets) does anything with it.
+    fn committed(&mut self, _offsets: &[(PartitionId, i64)]) -> Result<(), IoError> {
+        Ok(())
+    }
+    /// Records not read yet, per partition, where the source can tell (a log's lag).
+    fn lag(&mut self) -> Vec<(PartitionId, i64)> {
+        Vec::new()
+    }
 }
 
 /// Inputs read one after another, each a partition of line records (offset = line index).
@@ -250,6 +272,7 @@ mod tests {
                     next_offset,
                 } => format!("end {partition} next {next_offset}"),
                 Polled::BadPartition { partition, error } => format!("bad {partition}: {error}"),
+                Polled::Revoked(ids) => format!("revoked {ids:?}"),
                 Polled::Idle => "idle".into(),
                 Polled::End => break,
             };

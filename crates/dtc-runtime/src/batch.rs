@@ -327,7 +327,7 @@ fn read_phase(
                 drop(letters);
                 return Ok(ReadOutcome::BadFile { name, error });
             }
-            Polled::Idle => continue,
+            Polled::Idle | Polled::Revoked(_) => continue,
             Polled::End => break,
         };
         events_read += 1;

@@ -10,6 +10,8 @@
 //!   after it, and a restart finishes any publish a crash interrupted (docs/commit-protocol.md).
 //! - [`batch`]: a streaming run over bounded sources (events → blocks, and rows in the same
 //!   pass), and [`window`]: rows from the blocks of a store.
+//! - [`live`]: a continuous run over an unbounded source (Kafka), exact in event time, fresh,
+//!   and committed exactly once with its offsets.
 //! - [`report`]: what a run did, as data for the front end to render.
 //! - [`spectest`]: spec unit tests (`dtc test`): test files bound to their specs, run, and
 //!   their unmet expectations as data.
@@ -19,6 +21,7 @@
 pub mod batch;
 pub mod commit;
 pub mod error;
+pub mod live;
 pub mod locations;
 pub mod report;
 pub mod specs;

@@ -130,6 +130,11 @@ pub trait Observer {
     fn read_done(&mut self) {}
     /// A record went to the dead letters.
     fn rejected(&mut self, _input: &str, _position: Position, _rejection: &Rejection) {}
+    /// A continuous run's progress, every progress interval.
+    fn live_progress(&mut self, _progress: &crate::live::LiveProgress) {}
+    /// A continuous run saw this identity on a second partition (told once per identity): the
+    /// topic is not keyed by identity, and its blocks may not be exact.
+    fn identity_on_two_partitions(&mut self, _identity: &str) {}
 }
 
 /// An observer that shows nothing.

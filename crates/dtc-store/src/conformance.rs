@@ -19,7 +19,7 @@ type Case = (&'static str, fn(&dyn BlockStore));
 
 /// Runs every case, each on a store made by `make`.
 pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
-    let cases: [Case; 17] = [
+    let cases: [Case; 18] = [
         ("values_round_trip", values_round_trip),
         ("get_missing_is_none", get_missing_is_none),
         ("overwrite_replaces", overwrite_replaces),
@@ -48,6 +48,7 @@ pub fn run_all(make: impl Fn() -> Box<dyn BlockStore>) {
         ),
         ("creation_ordinals_round_trip", creation_ordinals_round_trip),
         ("writers_round_trip", writers_round_trip),
+        ("fenced_writes_change_nothing", fenced_writes_change_nothing),
         (
             "run_state_is_written_with_the_batch",
             run_state_is_written_with_the_batch,
@@ -375,6 +376,53 @@ pub fn identities_are_sorted(store: &dyn BlockStore) {
     assert_eq!(paged, expected);
 }
 
+/// A write that expects a partition's checkpoint where another writer moved it (a consumer
+/// that lost its partition) is refused whole; one whose expectations hold is applied.
+fn fenced_writes_change_nothing(store: &dyn BlockStore) {
+    let first = block("u1", "session", Value::str("s1"), t(100));
+    let batch = |record: StoredRecord, expect: Vec<(String, Option<i64>)>, to: i64| WriteBatch {
+        puts: vec![record],
+        checkpoints: vec![
+            ("kafka:e/0".into(), Checkpoint { offset: to }),
+            ("kafka:e/1".into(), Checkpoint { offset: to }),
+        ],
+        expect_checkpoints: expect,
+        ..WriteBatch::default()
+    };
+    let none = vec![("kafka:e/0".into(), None), ("kafka:e/1".into(), None)];
+    store
+        .write(batch(first.clone(), none.clone(), 10))
+        .expect("first owner");
+    // A zombie that still believes the partitions are new.
+    let mut stale = block("u2", "session", Value::str("s9"), t(200));
+    stale.version = 1;
+    match store.write(batch(stale.clone(), none, 99)) {
+        Err(StoreError::Fenced { partitions }) => {
+            assert!(
+                partitions.contains(&"kafka:e/0".to_string()),
+                "{partitions:?}"
+            )
+        }
+        other => panic!("expected a fenced write, got {other:?}"),
+    }
+    assert_eq!(store.get(&stale.key).expect("get"), None);
+    assert_eq!(
+        store.checkpoint("kafka:e/0").expect("checkpoint"),
+        Some(Checkpoint { offset: 10 })
+    );
+    // The owner's next write expects where it left them.
+    let at = vec![
+        ("kafka:e/0".into(), Some(10)),
+        ("kafka:e/1".into(), Some(10)),
+    ];
+    store.write(batch(stale.clone(), at, 20)).expect("owner");
+    assert!(store.get(&stale.key).expect("get").is_some());
+    assert_eq!(
+        store.checkpoint("kafka:e/1").expect("checkpoint"),
+        Some(Checkpoint { offset: 20 })
+    );
+}
+
 fn checkpoints_with_records(store: &dyn BlockStore) {
     let b = block("u1", "session", Value::str("s1"), t(100));
     store
@@ -386,6 +434,7 @@ fn checkpoints_with_records(store: &dyn BlockStore) {
                 ("events-1".into(), Checkpoint { offset: 0 }),
             ],
             run_state: Vec::new(),
+            expect_checkpoints: Vec::new(),
         })
         .expect("write");
     assert!(store.get(&b.key).expect("get").is_some());
@@ -422,6 +471,7 @@ fn invalid_batch_changes_nothing(store: &dyn BlockStore) {
             deletes: vec![existing.key.clone()],
             checkpoints: vec![("events-0".into(), Checkpoint { offset: 99 })],
             run_state: Vec::new(),
+            expect_checkpoints: Vec::new(),
         })
         .expect_err("a block without start time is rejected");
     assert!(matches!(err, StoreError::InvalidWrite(_)), "{err:?}");
@@ -518,6 +568,7 @@ fn delete_then_put_in_one_batch(store: &dyn BlockStore) {
             deletes: vec![b.key.clone()],
             checkpoints: vec![],
             run_state: Vec::new(),
+            expect_checkpoints: Vec::new(),
         })
         .expect("write");
     let blocks = store

@@ -181,6 +181,15 @@ impl EmbeddedStore {
         {
             let mut groups = txn.open_table(GROUPS).map_err(|e| self.err(e))?;
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(|e| self.err(e))?;
+            let fenced = batch.fenced(|p| {
+                checkpoints
+                    .get(p)
+                    .map(|v| v.map(|v| v.value()))
+                    .map_err(|e| self.err(e))
+            })?;
+            if !fenced.is_empty() {
+                return Err(StoreError::Fenced { partitions: fenced });
+            }
             let deletes: Vec<SplitKey<'_>> = packed.deletes().collect();
             let puts: Vec<(SplitKey<'_>, &[u8])> = packed.puts().collect();
             let (mut d, mut p) = (0, 0);
@@ -559,6 +568,7 @@ mod tests {
                     deletes: vec![],
                     checkpoints: vec![("p0".into(), Checkpoint { offset: 77 })],
                     run_state: Vec::new(),
+                    expect_checkpoints: Vec::new(),
                 })
                 .unwrap();
         }

@@ -673,6 +673,7 @@ mod tests {
             ],
             checkpoints: vec![],
             run_state: Vec::new(),
+            expect_checkpoints: Vec::new(),
         };
         let mut packed = PackedBatch::encode(&batch).unwrap();
         packed.sort_by_key();

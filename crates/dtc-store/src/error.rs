@@ -44,6 +44,10 @@ pub enum StoreError {
     /// Another writer changed a record since it was read (a newer stored version).
     #[error("write conflict: {0}")]
     Conflict(String),
+    /// A fenced write (see `WriteBatch::expect_checkpoints`) found these partitions' checkpoints
+    /// moved by another writer: nothing was written.
+    #[error("fenced: the checkpoints of {} were moved by another consumer; this one no longer owns them", partitions.join(", "))]
+    Fenced { partitions: Vec<String> },
     #[error("invalid write: {0}")]
     InvalidWrite(String),
     /// A command that only reads a store was pointed at a location that holds none.
@@ -64,6 +68,7 @@ impl StoreError {
             | StoreError::InvalidWrite(_)
             | StoreError::Setup(_)
             | StoreError::Conflict(_)
+            | StoreError::Fenced { .. }
             | StoreError::Missing { .. }
             | StoreError::UnsupportedUri { .. } => Fault::Usage,
         }
@@ -85,6 +90,7 @@ impl StoreError {
             | StoreError::InvalidWrite(_)
             | StoreError::Setup(_)
             | StoreError::Conflict(_)
+            | StoreError::Fenced { .. }
             | StoreError::Missing { .. }
             | StoreError::UnsupportedUri { .. } => false,
         }

@@ -113,6 +113,11 @@ pub struct WriteBatch {
     /// A run keeps here what it must finish after the commit (the outputs it still has to
     /// publish), so a restart after a crash finds it with the records it belongs to.
     pub run_state: Vec<(String, Option<Vec<u8>>)>,
+    /// Fencing: the batch applies only if each named partition's stored checkpoint is still
+    /// this offset (`None`: the partition has none). Otherwise nothing of it is written and the
+    /// write fails with [`StoreError::Fenced`]: another consumer took the partition and moved
+    /// it on, and this writer's state for it is stale (a zombie).
+    pub expect_checkpoints: Vec<(String, Option<i64>)>,
 }
 
 /// The largest run-state value a backend must accept (a DynamoDB item holds 400 KB).
@@ -124,6 +129,22 @@ impl WriteBatch {
             && self.deletes.is_empty()
             && self.checkpoints.is_empty()
             && self.run_state.is_empty()
+            && self.expect_checkpoints.is_empty()
+    }
+
+    /// The partitions whose expected checkpoint differs from the stored one, as
+    /// `stored(partition)` tells it: what a backend checks inside its transaction.
+    pub fn fenced<E>(
+        &self,
+        mut stored: impl FnMut(&str) -> Result<Option<i64>, E>,
+    ) -> Result<Vec<String>, E> {
+        let mut fenced = Vec::new();
+        for (partition, expected) in &self.expect_checkpoints {
+            if stored(partition)? != *expected {
+                fenced.push(partition.clone());
+            }
+        }
+        Ok(fenced)
     }
 
     /// Checks what every backend requires before touching storage, so that an invalid batch

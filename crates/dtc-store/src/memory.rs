@@ -104,6 +104,11 @@ impl BlockStore for MemoryStore {
         batch.validate()?;
         let (deletes, puts) = encoding::encode_batch(&batch)?;
         let mut inner = self.write_lock();
+        let fenced =
+            batch.fenced(|p| Ok::<_, StoreError>(inner.checkpoints.get(p).map(|c| c.offset)))?;
+        if !fenced.is_empty() {
+            return Err(StoreError::Fenced { partitions: fenced });
+        }
         for key in &deletes {
             inner.remove(key)?;
         }

@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 pub mod blocks;
+pub mod kafka;
 pub mod records;
 pub mod schema;
 pub mod serve;

@@ -54,7 +54,8 @@ pub struct TransformArgs {
     #[arg(long, visible_alias = "window-bts", value_name = "SPEC")]
     pub window: Option<PathBuf>,
     /// Raw events: JSON-lines files (.gz too), directories, `-` for stdin, s3://bucket/prefix;
-    /// comma-separated lists are accepted.
+    /// comma-separated lists are accepted. Or kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC] with
+    /// --group: a continuous run until SIGINT/SIGTERM (or --stop-at-end).
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub source: Vec<String>,
     /// Block store: a directory or file:PATH (embedded store), memory:, or dynamodb://TABLE.
@@ -110,6 +111,8 @@ pub struct TransformArgs {
     /// No progress, no summary, no preview.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub kafka: crate::cmd::kafka::KafkaArgs,
 }
 
 pub fn run(args: TransformArgs, verbose: bool) -> ExitCode {
@@ -190,6 +193,31 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
     } else {
         OpenMode::CreateIfMissing
     };
+    if sources.iter().any(|s| dtc_kafka::KafkaUri::is_kafka(s)) {
+        let ([source], None) = (sources.as_slice(), &window) else {
+            return Err(usage(
+                "a kafka:// source is read alone and without --window: compute rows from the \
+                 store with a window run (--window and --store, no --source)",
+            ));
+        };
+        let dead_letters = args
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| default_dead_letters(&args.store));
+        let report = crate::cmd::kafka::transform(
+            specs.streaming.clone(),
+            source,
+            &args.store,
+            &store_options,
+            dead_letters,
+            &args.kafka,
+            args.quiet,
+        )?;
+        if !args.quiet {
+            crate::cmd::kafka::print_summary(&report);
+        }
+        return Ok(());
+    }
     let store = dtc_runtime::locations::open_store(&args.store, mode, &store_options)?;
     let mut services = Services::default();
     match (sources.is_empty(), window) {

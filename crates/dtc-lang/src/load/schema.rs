@@ -570,10 +570,18 @@ mod tests {
         for path in entries {
             if path.is_dir() {
                 spec_files(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml")
+                && !is_test_file(&path)
+            {
                 out.push(path);
             }
         }
+    }
+
+    /// `dtc test` files live beside the specs; the schema describes specs only.
+    fn is_test_file(path: &Path) -> bool {
+        let name = path.to_string_lossy();
+        name.ends_with(".test.yml") || name.ends_with(".test.yaml")
     }
 
     fn dtc_specs() -> Vec<(PathBuf, String)> {
