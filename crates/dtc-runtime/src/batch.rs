@@ -20,6 +20,7 @@ use dtc_engine::streaming::IdentityState;
 use dtc_engine::window::WindowOperator;
 use dtc_io::dead_letter::{Position, StagedDeadLetters};
 use dtc_io::source::{FileSource, PartitionInfo, Polled, RecordSource};
+use dtc_io::extract::{PathPresence, SourceKeys, UnseenPath, unseen_paths};
 use dtc_io::{Extractor, IoError, RejectReason, Rejection};
 use dtc_plan::plan::{StreamingPlan, WindowPlan};
 use dtc_plan::record::Row;
@@ -75,6 +76,7 @@ struct Read {
     filtered: u64,
     already_applied: u64,
     byte_order_marks: u64,
+    unseen_source_paths: Vec<UnseenPath>,
 }
 
 enum ReadOutcome {
@@ -139,6 +141,7 @@ pub fn run_batch(
         filtered,
         already_applied,
         byte_order_marks,
+        unseen_source_paths,
     } = *read;
 
     if resumable {
@@ -200,6 +203,7 @@ pub fn run_batch(
         events_read,
         already_applied,
         byte_order_marks,
+        unseen_source_paths,
         applied: summary.events_applied,
         filtered,
         rejected,
@@ -284,6 +288,10 @@ fn read_phase(
     let mut values = Vec::with_capacity(extractor.output_len());
     let mut raw = Vec::with_capacity(extractor.output_len());
     let takes_raw = batch.takes_raw();
+    // A path the spec reads that no event has is most likely misspelt: tell it by name after
+    // the run, with the closest key the events did have.
+    let mut presence = PathPresence::new(streaming.source_paths.len());
+    let mut keys = SourceKeys::default();
     let (mut events_read, mut filtered) = (0u64, 0u64);
     // Per partition: what the source said of it, and where it started.
     let mut partitions: Vec<(PartitionInfo, i64)> = Vec::new();
@@ -337,7 +345,11 @@ fn read_phase(
         // Most records take the fast road: their scalars are encoded for the sort where they
         // lie in the line, without building values (see `StreamingBatch::push_raw`).
         let line = record.payload;
+        if presence.any_unseen() {
+            keys.observe(line);
+        }
         let pushed = if takes_raw && !record.truncated && extractor.extract_raw(line, &mut raw) {
+            presence.record_raw(&raw);
             batch.push_raw(line, &raw, &mut values)?
         } else {
             let extracted = if record.truncated {
@@ -350,6 +362,7 @@ fn read_phase(
             };
             match extracted {
                 Ok(()) => {
+                    presence.record(&values);
                     let whole = if streaming.needs_whole_source {
                         values.pop()
                     } else {
@@ -385,6 +398,11 @@ fn read_phase(
         filtered,
         already_applied: stats.skipped,
         byte_order_marks: stats.byte_order_marks,
+        unseen_source_paths: if events_read > 0 {
+            unseen_paths(&streaming.source_paths, &presence, &keys)
+        } else {
+            Vec::new()
+        },
     })))
 }
 

@@ -91,6 +91,10 @@ pub struct BatchReport {
     /// Records skipped because an earlier run into this store applied them.
     pub already_applied: u64,
     pub byte_order_marks: u64,
+    /// Source paths the streaming spec reads that no event of this run had (a misspelt
+    /// `source.offer_typ`), each with the closest key the events had. Empty when no event was
+    /// read.
+    pub unseen_source_paths: Vec<dtc_io::extract::UnseenPath>,
     pub applied: u64,
     /// Events whose transform-level `When` was not true.
     pub filtered: u64,

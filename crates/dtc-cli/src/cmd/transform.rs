@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use dtc_engine::sort::IdentityOrder;
 use dtc_io::Rejection;
 use dtc_io::dead_letter::Position;
+use dtc_io::extract::UnseenPath;
 use dtc_io::output::OutputMode;
 use dtc_io::sink::{BlurrTextSink, JsonLinesSink, RowSchema};
 use dtc_plan::plan::WindowPlan;
@@ -486,6 +487,7 @@ fn print_summary(args: &TransformArgs, report: &BatchReport) {
         eprintln!("  sorted runs spilled: {}", report.spilled_runs);
     }
     print_errors(&report.errors);
+    print_unseen_paths(&report.unseen_source_paths);
     if let Some(w) = &report.window {
         eprintln!("window `{}`: {} rows", w.name, w.rows);
         report_window(w);
@@ -503,6 +505,19 @@ fn print_errors(errors: &[FieldErrorReport]) {
     eprintln!("  evaluation errors: {total}");
     for e in errors {
         eprintln!("    {}: {} (first: {})", e.field, e.count, e.first);
+    }
+}
+
+fn print_unseen_paths(paths: &[UnseenPath]) {
+    if paths.is_empty() {
+        return;
+    }
+    eprintln!("  source paths the spec reads that no event had: {}", paths.len());
+    for path in paths {
+        match &path.suggestion {
+            Some(suggestion) => eprintln!("    {} (did you mean {suggestion}?)", path.name),
+            None => eprintln!("    {}", path.name),
+        }
     }
 }
 

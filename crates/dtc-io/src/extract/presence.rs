@@ -52,6 +52,12 @@ impl PathPresence {
         self.unseen.binary_search(&index).is_err()
     }
 
+    /// Whether some path has not been seen yet (so a caller can stop collecting keys for a
+    /// suggestion once every path turned up).
+    pub fn any_unseen(&self) -> bool {
+        !self.unseen.is_empty()
+    }
+
     /// The indices of the paths no line held, in path order.
     pub fn unseen(&self) -> impl Iterator<Item = usize> + '_ {
         self.unseen.iter().copied()
