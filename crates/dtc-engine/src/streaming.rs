@@ -83,6 +83,17 @@ pub struct IdentityState {
     last_order: u64,
 }
 
+/// How an aggregate's records are stored; `None` for variables, which are not.
+fn stored_kind(kind: &StreamAggregateKind) -> Option<RecordKind> {
+    match kind {
+        StreamAggregateKind::Variable => None,
+        StreamAggregateKind::Identity => Some(RecordKind::Identity),
+        StreamAggregateKind::Block
+        | StreamAggregateKind::SplitBlock { .. }
+        | StreamAggregateKind::Activity { .. } => Some(RecordKind::Block),
+    }
+}
+
 impl IdentityState {
     /// The records of aggregate `agg` (blocks in creation order, not time order).
     pub fn records(&self, agg: usize) -> &[Record] {
@@ -96,12 +107,8 @@ impl IdentityState {
     /// aggregates. Consumes the state: its records move to the store's, uncopied.
     pub fn into_dirty_records(self, plan: &StreamingPlan, out: &mut Vec<StoredRecord>) {
         for (agg, state) in plan.aggregates.iter().zip(self.aggs) {
-            let kind = match agg.kind {
-                StreamAggregateKind::Variable => continue,
-                StreamAggregateKind::Identity => RecordKind::Identity,
-                StreamAggregateKind::Block
-                | StreamAggregateKind::SplitBlock { .. }
-                | StreamAggregateKind::Activity { .. } => RecordKind::Block,
+            let Some(kind) = stored_kind(&agg.kind) else {
+                continue;
             };
             let start_col = role_column(&agg.layout, ColumnRole::StartTime);
             let name: Arc<str> = Arc::from(agg.name.as_str());
@@ -137,12 +144,8 @@ impl IdentityState {
         out: &mut Vec<StoredRecord>,
     ) {
         for (agg, state) in plan.aggregates.iter().zip(self.aggs.iter_mut()) {
-            let kind = match agg.kind {
-                StreamAggregateKind::Variable => continue,
-                StreamAggregateKind::Identity => RecordKind::Identity,
-                StreamAggregateKind::Block
-                | StreamAggregateKind::SplitBlock { .. }
-                | StreamAggregateKind::Activity { .. } => RecordKind::Block,
+            let Some(kind) = stored_kind(&agg.kind) else {
+                continue;
             };
             let start_col = role_column(&agg.layout, ColumnRole::StartTime);
             let name: Arc<str> = Arc::from(agg.name.as_str());
