@@ -19,6 +19,7 @@ use dtc_runtime::locations::{Services, StoreOptions};
 use dtc_runtime::report::Observer;
 use dtc_store::OpenMode;
 
+use crate::cmd::transform;
 use crate::report_error;
 
 /// Flags of a continuous run from Kafka (with `--source kafka://…`).
@@ -217,20 +218,12 @@ pub fn print_summary(report: &LiveReport) {
         "continuous run `{}` into {}",
         report.streaming, report.store
     );
-    for run in &report.recovered {
-        eprintln!("  finished the commit of interrupted run {run} first");
-    }
+    transform::print_recovered(&report.recovered);
     eprintln!("  events read:      {}", report.events_read);
     eprintln!("  applied:          {}", report.applied);
     eprintln!("  late (applied as late updates): {}", report.late);
     eprintln!("  filtered by When: {}", report.filtered);
-    eprintln!("  rejected:         {}", report.rejected.total());
-    for (reason, n) in report.rejected.nonzero() {
-        eprintln!("    {reason}: {n}");
-    }
-    if report.rejected.total() > 0 {
-        eprintln!("    (see {})", report.dead_letters.display());
-    }
+    transform::print_rejected(&report.rejected, &report.dead_letters);
     if report.redelivered > 0 {
         eprintln!("  re-delivered, already applied: {}", report.redelivered);
     }
@@ -246,11 +239,7 @@ pub fn print_summary(report: &LiveReport) {
     if let Some(usage) = &report.store_usage {
         eprintln!("  {usage}");
     }
-    let errors: u64 = report.errors.iter().map(|e| e.count).sum();
-    eprintln!("  evaluation errors: {errors}");
-    for e in &report.errors {
-        eprintln!("    {}: {} (first: {})", e.field, e.count, e.first);
-    }
+    transform::print_errors(&report.errors);
     eprintln!(
         "elapsed: {:.2?}, {:.0} events/s{}",
         report.elapsed,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use dtc_engine::sort::IdentityOrder;
 use dtc_io::Rejection;
-use dtc_io::dead_letter::Position;
+use dtc_io::dead_letter::{Position, RejectCounts};
 use dtc_io::extract::UnseenPath;
 use dtc_io::output::OutputMode;
 use dtc_io::sink::{BlurrTextSink, JsonLinesSink, RowSchema};
@@ -429,7 +429,7 @@ fn streaming_run(
     Ok(())
 }
 
-fn print_recovered(recovered: &[String]) {
+pub(crate) fn print_recovered(recovered: &[String]) {
     for run in recovered {
         eprintln!("  finished the commit of interrupted run {run} first");
     }
@@ -459,13 +459,7 @@ fn print_summary(args: &TransformArgs, report: &BatchReport) {
     }
     eprintln!("  applied:          {}", report.applied);
     eprintln!("  filtered by When: {}", report.filtered);
-    eprintln!("  rejected:         {}", report.rejected.total());
-    for (reason, n) in report.rejected.nonzero() {
-        eprintln!("    {reason}: {n}");
-    }
-    if report.rejected.total() > 0 {
-        eprintln!("    (see {})", report.dead_letters.display());
-    }
+    print_rejected(&report.rejected, &report.dead_letters);
     if !report.bad_files.is_empty() {
         eprintln!("  files left out (damaged): {}", report.bad_files.len());
         for bad in &report.bad_files {
@@ -500,7 +494,17 @@ fn print_summary(args: &TransformArgs, report: &BatchReport) {
     );
 }
 
-fn print_errors(errors: &[FieldErrorReport]) {
+pub(crate) fn print_rejected(rejected: &RejectCounts, dead_letters: &Path) {
+    eprintln!("  rejected:         {}", rejected.total());
+    for (reason, n) in rejected.nonzero() {
+        eprintln!("    {reason}: {n}");
+    }
+    if rejected.total() > 0 {
+        eprintln!("    (see {})", dead_letters.display());
+    }
+}
+
+pub(crate) fn print_errors(errors: &[FieldErrorReport]) {
     let total: u64 = errors.iter().map(|e| e.count).sum();
     eprintln!("  evaluation errors: {total}");
     for e in errors {
@@ -512,7 +516,10 @@ fn print_unseen_paths(paths: &[UnseenPath]) {
     if paths.is_empty() {
         return;
     }
-    eprintln!("  source paths the spec reads that no event had: {}", paths.len());
+    eprintln!(
+        "  source paths the spec reads that no event had: {}",
+        paths.len()
+    );
     for path in paths {
         match &path.suggestion {
             Some(suggestion) => eprintln!("    {} (did you mean {suggestion}?)", path.name),
