@@ -512,7 +512,10 @@ fn print_unseen_paths(paths: &[UnseenPath]) {
     if paths.is_empty() {
         return;
     }
-    eprintln!("  source paths the spec reads that no event had: {}", paths.len());
+    eprintln!(
+        "  source paths the spec reads that no event had: {}",
+        paths.len()
+    );
     for path in paths {
         match &path.suggestion {
             Some(suggestion) => eprintln!("    {} (did you mean {suggestion}?)", path.name),
