@@ -11,7 +11,8 @@ use crate::syntax::{
 
 use super::expr::{ExprCache, parse_scalar_expr};
 use super::names::{did_you_mean, is_identifier, name_problem};
-use super::yaml::{Node, NodeKind, Scalar};
+use super::reader::{Entries, NodeReader, line_of, value_of};
+use super::yaml::{Node, NodeKind};
 
 pub(super) const SPEC_KEYS: &[&str] = &[
     "Type",
@@ -189,22 +190,6 @@ fn type_key(name: &str, group: &str) -> String {
         .map_or(lower.clone(), str::to_string)
 }
 
-/// The mapping entries of one YAML mapping, looked up by key.
-struct Entries<'a> {
-    entries: &'a [(Node, Node)],
-    /// Where "missing key" errors point: the mapping's first key, or the node itself.
-    anchor: Span,
-}
-
-impl<'a> Entries<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == key))
-            .map(|(_, v)| v)
-    }
-}
-
 pub(crate) struct Loader<'t> {
     file: FileId,
     text: &'t str,
@@ -213,6 +198,16 @@ pub(crate) struct Loader<'t> {
     /// `Type` is not also reported as an unknown store at each use.
     store_names: Vec<String>,
     exprs: ExprCache,
+}
+
+impl NodeReader for Loader<'_> {
+    fn file(&self) -> FileId {
+        self.file
+    }
+
+    fn diagnostics(&mut self) -> &mut Vec<Diagnostic> {
+        &mut self.diagnostics
+    }
 }
 
 impl<'t> Loader<'t> {
@@ -226,21 +221,6 @@ impl<'t> Loader<'t> {
         }
     }
 
-    fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::new(code, self.file, span, message));
-        let last = self.diagnostics.len() - 1;
-        &mut self.diagnostics[last]
-    }
-
-    fn report(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
-    }
-
-    fn diag(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, self.file, span, message)
-    }
-
     /// Reads `node` as a mapping whose keys must be among `allowed`; keys in `known` but not in
     /// `allowed` belong to another kind of spec/aggregate (`kind_note` says which).
     fn mapping<'a>(
@@ -251,88 +231,23 @@ impl<'t> Loader<'t> {
         allowed: &[&str],
         kind_note: &dyn Fn(&str) -> String,
     ) -> Option<Entries<'a>> {
-        let NodeKind::Map(entries) = &node.kind else {
-            let found = node.shape();
-            self.report(
-                self.diag(
-                    Code::E0102,
-                    node.span,
-                    format!("expected {what} (a mapping), found {found}"),
-                )
-                .with_label(format!("this should be {what}")),
-            );
-            return None;
-        };
-        for (key, _) in entries {
-            let Some(k) = key.as_scalar() else {
-                self.report(self.diag(Code::E0102, key.span, "keys must be plain names"));
-                continue;
-            };
-            if allowed.contains(&k.value.as_str()) {
-                continue;
+        self.mapping_with(node, what, allowed, |this, span, key| {
+            if known.contains(&key) {
+                return this
+                    .diag(Code::E0206, span, kind_note(key))
+                    .with_label("not allowed here");
             }
-            if known.contains(&k.value.as_str()) {
-                let msg = kind_note(&k.value);
-                self.report(
-                    self.diag(Code::E0206, key.span, msg)
-                        .with_label("not allowed here"),
-                );
-            } else {
-                let d = self.diag(
-                    Code::E0200,
-                    key.span,
-                    format!("unknown key `{}` in {what}", k.value),
-                );
-                // A key of another place was most likely written at the wrong indentation; a
-                // near miss of a key of this place, misspelt.
-                let d = match belongs_elsewhere(&k.value) {
-                    Some(hint) => d.with_label("not a key of this mapping").with_hint(hint),
-                    None => match did_you_mean(&k.value, allowed.iter().copied()) {
-                        Some(hint) => d.with_label("unknown key").with_hint(hint),
-                        None => d.with_label("unknown key"),
-                    },
-                };
-                self.report(d);
+            let d = this.diag(Code::E0200, span, format!("unknown key `{key}` in {what}"));
+            // A key of another place was most likely written at the wrong indentation; a near
+            // miss of a key of this place, misspelt.
+            match belongs_elsewhere(key) {
+                Some(hint) => d.with_label("not a key of this mapping").with_hint(hint),
+                None => match did_you_mean(key, allowed.iter().copied()) {
+                    Some(hint) => d.with_label("unknown key").with_hint(hint),
+                    None => d.with_label("unknown key"),
+                },
             }
-        }
-        let anchor = entries.first().map_or(node.span, |(k, _)| k.span);
-        Some(Entries { entries, anchor })
-    }
-
-    fn require<'a>(&mut self, entries: &Entries<'a>, key: &str, what: &str) -> Option<&'a Node> {
-        let node = entries.get(key);
-        if node.is_none() {
-            self.error(
-                Code::E0201,
-                entries.anchor,
-                format!("missing key `{key}` in {what}"),
-            )
-            .label = Some(format!("{what} without `{key}`"));
-        }
-        node
-    }
-
-    fn scalar<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a Scalar> {
-        match node.as_scalar() {
-            Some(s) if !s.is_null() => Some(s),
-            _ => {
-                let found = node.shape();
-                self.report(
-                    self.diag(
-                        Code::E0102,
-                        node.span,
-                        format!("expected a value for `{what}`, found {found}"),
-                    )
-                    .with_label("expected a scalar"),
-                );
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
-        self.scalar(node, what)
-            .map(|s| Spanned::new(s.value.clone(), node.span))
+        })
     }
 
     /// A name that must be an identifier (E0204 otherwise; the name is still returned so later
@@ -404,13 +319,7 @@ impl<'t> Loader<'t> {
             return None;
         };
         // The kind decides which keys are allowed, so read `Type` before checking keys.
-        let type_node = match &doc.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == "Type"))
-                .map(|(_, v)| v),
-            _ => None,
-        };
+        let type_node = value_of(doc, "Type");
         let kind = type_node.and_then(|n| self.spec_kind(n));
         let allowed = match kind.as_ref().map(|k| k.value) {
             Some(SpecKind::Streaming) => STREAMING_KEYS,
@@ -575,8 +484,10 @@ impl<'t> Loader<'t> {
             }
             (Some(n), None) | (None, Some(n)) => self.name(n, "source spec name"),
             (None, None) => {
-                self.error(Code::E0201, entries.anchor, "missing key `SourceDTC` in a window spec")
-                    .hint = Some("name the streaming spec whose blocks this window spec reads (`SourceDTC`, or Blurr's `SourceBTS`)".into());
+                self.report(
+                    self.diag(Code::E0201, entries.anchor, "missing key `SourceDTC` in a window spec")
+                        .with_hint("name the streaming spec whose blocks this window spec reads (`SourceDTC`, or Blurr's `SourceBTS`)"),
+                );
                 None
             }
         }
@@ -658,13 +569,7 @@ impl<'t> Loader<'t> {
     }
 
     fn store(&mut self, node: &Node) -> Option<StoreDecl> {
-        let kind = match &node.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == "Type"))
-                .and_then(|(_, v)| self.store_kind(v)),
-            _ => None,
-        };
+        let kind = value_of(node, "Type").and_then(|n| self.store_kind(n));
         let allowed: &[&str] = match kind.as_ref().map(|k| k.value) {
             Some(StoreKind::DynamoDb) | None => STORE_KEYS,
             Some(_) => &["Type", "Name", "Retention"],
@@ -949,13 +854,7 @@ impl<'t> Loader<'t> {
     }
 
     fn aggregate(&mut self, node: &Node, spec_kind: Option<SpecKind>) -> Option<AggregateDecl> {
-        let type_node = match &node.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == "Type"))
-                .map(|(_, v)| v),
-            _ => None,
-        };
+        let type_node = value_of(node, "Type");
         let kind = type_node.and_then(|n| self.aggregate_kind(n, spec_kind));
         let allowed = kind
             .as_ref()
@@ -1341,10 +1240,4 @@ fn is_date(s: &str) -> bool {
         .ok()
         .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, m, d))
         .is_some()
-}
-
-/// 1-based line of byte `offset`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |p| p.matches('\n').count() + 1)
 }

@@ -13,7 +13,9 @@ pub use literal::{Literal, LiteralKind, parse_datetime};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::load::names::did_you_mean;
+use crate::load::reader::{Entries, NodeReader, line_of};
 use crate::load::yaml::{self, Node, NodeKind};
+use crate::load::yaml_syntax_error;
 use crate::span::{FileId, Span, Spanned};
 
 /// One test file: the specs it tests and its tests.
@@ -142,18 +144,7 @@ const PLACES: &[(&str, &[&str])] = &[
 pub fn load_test_file(file: FileId, text: &str) -> (Option<TestFile>, Vec<Diagnostic>) {
     let parsed = match yaml::parse(text) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            let at = clamp_to_char(text, e.offset);
-            let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            let d = Diagnostic::new(
-                Code::E0101,
-                file,
-                Span::new(at, end),
-                format!("YAML syntax error: {}", e.message),
-            )
-            .with_label("here");
-            return (None, vec![d]);
-        }
+        Err(e) => return (None, vec![yaml_syntax_error(file, text, &e)]),
     };
     let mut loader = Loader {
         file,
@@ -202,130 +193,40 @@ struct Loader<'t> {
     diagnostics: Vec<Diagnostic>,
 }
 
-/// The entries of one YAML mapping, looked up by key.
-struct Entries<'a> {
-    entries: &'a [(Node, Node)],
-    /// Where "missing key" errors point: the mapping's first key, or the node itself.
-    anchor: Span,
-}
-
-impl<'a> Entries<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == key))
-            .map(|(_, v)| v)
+impl NodeReader for Loader<'_> {
+    fn file(&self) -> FileId {
+        self.file
     }
 
-    /// The entry's key node, for messages about the whole entry.
-    fn key_span(&self, key: &str) -> Option<Span> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == key))
-            .map(|(k, _)| k.span)
+    fn diagnostics(&mut self) -> &mut Vec<Diagnostic> {
+        &mut self.diagnostics
     }
 }
 
 impl Loader<'_> {
-    fn diag(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, self.file, span, message)
-    }
-
-    fn report(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        self.text
-            .get(..offset)
-            .map_or(0, |t| t.matches('\n').count())
-            + 1
-    }
-
     /// Reads `node` as a mapping whose keys must be among `allowed`.
     fn mapping<'a>(&mut self, node: &'a Node, what: &str, allowed: &[&str]) -> Option<Entries<'a>> {
-        let NodeKind::Map(entries) = &node.kind else {
-            let found = node.shape();
-            self.report(
-                self.diag(
-                    Code::E0102,
-                    node.span,
-                    format!("expected {what} (a mapping), found {found}"),
-                )
-                .with_label(format!("this should be {what}")),
-            );
-            return None;
-        };
-        for (key, _) in entries {
-            let Some(k) = key.as_scalar() else {
-                self.report(self.diag(Code::E0102, key.span, "keys must be plain names"));
-                continue;
-            };
-            if allowed.contains(&k.value.as_str()) {
-                continue;
-            }
-            let mut d = self
-                .diag(
-                    Code::E0200,
-                    key.span,
-                    format!("unknown key `{}` in {what}", k.value),
-                )
+        self.mapping_with(node, what, allowed, |this, span, key| {
+            let d = this
+                .diag(Code::E0200, span, format!("unknown key `{key}` in {what}"))
                 .with_label("unknown key");
             let elsewhere = PLACES
                 .iter()
-                .filter(|(_, keys)| keys.contains(&k.value.as_str()))
+                .filter(|(_, keys)| keys.contains(&key))
                 .map(|(place, _)| *place)
                 .collect::<Vec<_>>();
-            if let Some(hint) = did_you_mean(&k.value, allowed.iter().copied()) {
-                d = d.with_hint(hint);
+            if let Some(hint) = did_you_mean(key, allowed.iter().copied()) {
+                d.with_hint(hint)
             } else if !elsewhere.is_empty() {
-                d = d.with_hint(format!(
-                    "`{}` belongs in {}; {what} takes {}",
-                    k.value,
+                d.with_hint(format!(
+                    "`{key}` belongs in {}; {what} takes {}",
                     elsewhere.join(" or "),
                     list(allowed)
-                ));
+                ))
             } else {
-                d = d.with_hint(format!("{what} takes {}", list(allowed)));
+                d.with_hint(format!("{what} takes {}", list(allowed)))
             }
-            self.report(d);
-        }
-        let anchor = entries.first().map_or(node.span, |(k, _)| k.span);
-        Some(Entries { entries, anchor })
-    }
-
-    fn require<'a>(&mut self, entries: &Entries<'a>, key: &str, what: &str) -> Option<&'a Node> {
-        let node = entries.get(key);
-        if node.is_none() {
-            self.report(
-                self.diag(
-                    Code::E0201,
-                    entries.anchor,
-                    format!("missing key `{key}` in {what}"),
-                )
-                .with_label(format!("{what} without `{key}`")),
-            );
-        }
-        node
-    }
-
-    /// A non-null scalar's text.
-    fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
-        match node.as_scalar() {
-            Some(s) if !s.is_null() => Some(Spanned::new(s.value.clone(), node.span)),
-            _ => {
-                let found = node.shape();
-                self.report(
-                    self.diag(
-                        Code::E0102,
-                        node.span,
-                        format!("expected a value for `{what}`, found {found}"),
-                    )
-                    .with_label("expected a scalar"),
-                );
-                None
-            }
-        }
+        })
     }
 
     fn sequence<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [Node]> {
@@ -432,7 +333,7 @@ impl Loader<'_> {
             for test in &tests {
                 match names.iter().find(|n| n.value == test.name.value) {
                     Some(first) => {
-                        let first_line = self.line_of(first.span.start);
+                        let first_line = line_of(self.text, first.span.start);
                         self.report(
                             self.diag(
                                 Code::E0505,
@@ -752,14 +653,6 @@ impl Loader<'_> {
             detail,
         })
     }
-}
-
-fn clamp_to_char(text: &str, offset: usize) -> usize {
-    let mut at = offset.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }
 
 /// `` `A`, `B` or `C` ``.
