@@ -110,6 +110,17 @@ pub(crate) trait NodeReader {
         node
     }
 
+    /// The text of `key`, which `what` must have.
+    fn required_string(
+        &mut self,
+        entries: &Entries<'_>,
+        key: &str,
+        what: &str,
+    ) -> Option<Spanned<String>> {
+        self.require(entries, key, what)
+            .and_then(|n| self.string(n, key))
+    }
+
     /// A non-null scalar, the value of `what`.
     fn scalar<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a Scalar> {
         match node.as_scalar() {

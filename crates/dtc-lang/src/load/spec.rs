@@ -579,9 +579,7 @@ impl<'t> Loader<'t> {
         if entries.get("Type").is_none() {
             self.require(&entries, "Type", "a store");
         }
-        let name = self
-            .require(&entries, "Name", "a store")
-            .and_then(|n| self.string(n, "Name"));
+        let name = self.required_string(&entries, "Name", "a store");
         if let Some(name) = &name {
             self.store_names.push(name.value.clone());
         }

@@ -309,9 +309,7 @@ impl Loader<'_> {
 
     fn test_file(&mut self, doc: &Node) -> Option<TestFile> {
         let entries = self.mapping(doc, "a test file", FILE_KEYS)?;
-        let streaming = self
-            .require(&entries, "Streaming", "a test file")
-            .and_then(|n| self.string(n, "Streaming"));
+        let streaming = self.required_string(&entries, "Streaming", "a test file");
         let window = entries.get("Window").and_then(|n| self.string(n, "Window"));
         let mut tests = Vec::new();
         if let Some(node) = self.require(&entries, "Tests", "a test file")
@@ -359,9 +357,7 @@ impl Loader<'_> {
 
     fn test(&mut self, node: &Node) -> Option<Test> {
         let entries = self.mapping(node, "a test", TEST_KEYS)?;
-        let name = self
-            .require(&entries, "Name", "a test")
-            .and_then(|n| self.string(n, "Name"));
+        let name = self.required_string(&entries, "Name", "a test");
         let events = match entries.get("Events") {
             Some(node) => self.events(node),
             None => Vec::new(),
@@ -522,12 +518,8 @@ impl Loader<'_> {
     fn record(&mut self, node: &Node) -> Option<RecordExpectation> {
         let what = "a `Records` entry";
         let entries = self.mapping(node, what, RECORD_KEYS)?;
-        let identity = self
-            .require(&entries, "Identity", what)
-            .and_then(|n| self.string(n, "Identity"));
-        let aggregate = self
-            .require(&entries, "Aggregate", what)
-            .and_then(|n| self.string(n, "Aggregate"));
+        let identity = self.required_string(&entries, "Identity", what);
+        let aggregate = self.required_string(&entries, "Aggregate", what);
         let dimensions = entries
             .get("Dimensions")
             .map(|n| self.named_values(n, "Dimensions"))
@@ -548,9 +540,7 @@ impl Loader<'_> {
     fn row(&mut self, node: &Node) -> Option<RowExpectation> {
         let what = "a `Rows` entry";
         let entries = self.mapping(node, what, ROW_KEYS)?;
-        let identity = self
-            .require(&entries, "Identity", what)
-            .and_then(|n| self.string(n, "Identity"));
+        let identity = self.required_string(&entries, "Identity", what);
         let anchor_time = match entries.get("AnchorTime") {
             Some(n) => Some(self.datetime(n, "AnchorTime")?),
             None => None,
@@ -570,9 +560,7 @@ impl Loader<'_> {
     fn feature(&mut self, node: &Node) -> Option<FeatureExpectation> {
         let what = "a `Features` entry";
         let entries = self.mapping(node, what, FEATURE_KEYS)?;
-        let identity = self
-            .require(&entries, "Identity", what)
-            .and_then(|n| self.string(n, "Identity"));
+        let identity = self.required_string(&entries, "Identity", what);
         let at = self
             .require(&entries, "At", what)
             .and_then(|n| self.datetime(n, "At"));
@@ -595,9 +583,7 @@ impl Loader<'_> {
     ) -> Option<RejectExpectation> {
         let what = "a `Rejects` entry";
         let entries = self.mapping(node, what, REJECT_KEYS)?;
-        let reason = self
-            .require(&entries, "Reason", what)
-            .and_then(|n| self.string(n, "Reason"));
+        let reason = self.required_string(&entries, "Reason", what);
         let event = entries.get("Event").and_then(|n| self.count(n, "Event", 1));
         let line = entries.get("Line").and_then(|n| self.count(n, "Line", 1));
         let position = match (event, line) {
