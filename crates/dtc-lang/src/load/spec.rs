@@ -250,6 +250,21 @@ impl<'t> Loader<'t> {
         })
     }
 
+    /// `message` about `value`, which is none of `choices`: the hint is the nearest choice, or
+    /// `otherwise` when none is near.
+    fn unknown_choice(
+        &self,
+        code: Code,
+        span: Span,
+        message: String,
+        value: &str,
+        choices: &[&str],
+        otherwise: &str,
+    ) -> Diagnostic {
+        let hint = did_you_mean(value, choices.iter().copied()).unwrap_or_else(|| otherwise.into());
+        self.diag(code, span, message).with_hint(hint)
+    }
+
     /// A name that must be an identifier (E0204 otherwise; the name is still returned so later
     /// checks can refer to it).
     fn name(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
@@ -302,6 +317,27 @@ impl<'t> Loader<'t> {
         }
         // `i64::from_str` takes an optional sign, so `+3` and `-7` parse as written.
         s.value.trim().parse::<i64>().ok()
+    }
+
+    /// A plain integer of at least 1; anything else is reported by `code` with `message`.
+    fn positive_integer(
+        &mut self,
+        node: &Node,
+        code: Code,
+        message: &str,
+        hint: Option<&str>,
+    ) -> Option<Spanned<i64>> {
+        if let Some(v) = self.integer(node, false).filter(|v| *v >= 1) {
+            return Some(Spanned::new(v, node.span));
+        }
+        let mut d = self
+            .diag(code, node.span, message)
+            .with_label("not a positive integer");
+        if let Some(hint) = hint {
+            d = d.with_hint(hint);
+        }
+        self.report(d);
+        None
     }
 
     /// Loads one document.
@@ -412,17 +448,15 @@ impl<'t> Loader<'t> {
             "streaming" => SpecKind::Streaming,
             "window" => SpecKind::Window,
             _ => {
-                let hint = did_you_mean(&s.value, ["Streaming", "Window"])
-                    .unwrap_or_else(|| "a spec's `Type` is `Streaming` or `Window` (Blurr: `Blurr:Transform:Streaming`, `Blurr:Transform:Window`)".into());
-                self.report(
-                    self.diag(
-                        Code::E0202,
-                        node.span,
-                        format!("unknown spec type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0202,
+                    node.span,
+                    format!("unknown spec type `{}`", s.value),
+                    &s.value,
+                    &["Streaming", "Window"],
+                    "a spec's `Type` is `Streaming` or `Window` (Blurr: `Blurr:Transform:Streaming`, `Blurr:Transform:Window`)",
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -499,23 +533,14 @@ impl<'t> Loader<'t> {
         let condition = self
             .require(&entries, "Condition", "`Anchor`")
             .and_then(|n| self.expr(n, "Anchor.Condition"));
-        let max = entries
-            .get("Max")
-            .and_then(|n| match self.integer(n, false) {
-                Some(v) if v >= 1 => Some(Spanned::new(v, n.span)),
-                _ => {
-                    self.report(
-                        self.diag(
-                            Code::E0308,
-                            n.span,
-                            "`Anchor.Max` must be an integer of at least 1",
-                        )
-                        .with_label("not a positive integer")
-                        .with_hint("leave `Max` out to keep every anchor"),
-                    );
-                    None
-                }
-            });
+        let max = entries.get("Max").and_then(|n| {
+            self.positive_integer(
+                n,
+                Code::E0308,
+                "`Anchor.Max` must be an integer of at least 1",
+                Some("leave `Max` out to keep every anchor"),
+            )
+        });
         Some(AnchorDecl {
             condition,
             max,
@@ -610,20 +635,12 @@ impl<'t> Loader<'t> {
 
     fn positive_option(&mut self, entries: &Entries<'_>, key: &str) -> Option<Spanned<i64>> {
         let node = entries.get(key)?;
-        match self.integer(node, false) {
-            Some(v) if v >= 1 => Some(Spanned::new(v, node.span)),
-            _ => {
-                self.report(
-                    self.diag(
-                        Code::E0311,
-                        node.span,
-                        format!("store option `{key}` must be an integer of at least 1"),
-                    )
-                    .with_label("not a positive integer"),
-                );
-                None
-            }
-        }
+        self.positive_integer(
+            node,
+            Code::E0311,
+            &format!("store option `{key}` must be an integer of at least 1"),
+            None,
+        )
     }
 
     fn store_kind(&mut self, node: &Node) -> Option<Spanned<StoreKind>> {
@@ -633,18 +650,15 @@ impl<'t> Loader<'t> {
             "embedded" => StoreKind::Embedded,
             "dynamodb" | "dynamo" => StoreKind::DynamoDb,
             _ => {
-                let hint = did_you_mean(&s.value, ["Memory", "Embedded", "DynamoDB"]).unwrap_or_else(|| {
-                    "a store's `Type` is `Memory`, `Embedded` or `DynamoDB` (Blurr: `Blurr:Store:Memory`, `Blurr:Store:Dynamo`)".into()
-                });
-                self.report(
-                    self.diag(
-                        Code::E0202,
-                        node.span,
-                        format!("unknown store type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0202,
+                    node.span,
+                    format!("unknown store type `{}`", s.value),
+                    &s.value,
+                    &["Memory", "Embedded", "DynamoDB"],
+                    "a store's `Type` is `Memory`, `Embedded` or `DynamoDB` (Blurr: `Blurr:Store:Memory`, `Blurr:Store:Dynamo`)",
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -808,17 +822,15 @@ impl<'t> Loader<'t> {
             "variable" => AggregateKind::Variable,
             "window" => AggregateKind::Window,
             _ => {
-                let hint = did_you_mean(&s.value, ["Identity", "Block", "Activity", "Variable", "Window"])
-                    .unwrap_or_else(|| "an aggregate's `Type` is `Identity`, `Block`, `Activity`, `Variable` or `Window`".into());
-                self.report(
-                    self.diag(
-                        Code::E0202,
-                        node.span,
-                        format!("unknown aggregate type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0202,
+                    node.span,
+                    format!("unknown aggregate type `{}`", s.value),
+                    &s.value,
+                    &["Identity", "Block", "Activity", "Variable", "Window"],
+                    "an aggregate's `Type` is `Identity`, `Block`, `Activity`, `Variable` or `Window`",
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -954,21 +966,14 @@ impl<'t> Loader<'t> {
         let mut separate_by_inactive_seconds = None;
         if kind_value == Some(AggregateKind::Activity) {
             match entries.get("SeparateByInactiveSeconds") {
-                Some(n) => match self.integer(n, false) {
-                    Some(v) if v >= 1 => {
-                        separate_by_inactive_seconds = Some(Spanned::new(v, n.span))
-                    }
-                    _ => {
-                        self.report(
-                            self.diag(
-                                Code::E0304,
-                                n.span,
-                                "`SeparateByInactiveSeconds` must be an integer of at least 1",
-                            )
-                            .with_label("not a positive integer"),
-                        );
-                    }
-                },
+                Some(n) => {
+                    separate_by_inactive_seconds = self.positive_integer(
+                        n,
+                        Code::E0304,
+                        "`SeparateByInactiveSeconds` must be an integer of at least 1",
+                        None,
+                    );
+                }
                 None => {
                     self.report(
                         self.diag(Code::E0304, entries.anchor, "an Activity aggregate needs `SeparateByInactiveSeconds`")
@@ -1056,17 +1061,15 @@ impl<'t> Loader<'t> {
             "day" => WindowType::Day,
             "hour" => WindowType::Hour,
             _ => {
-                let hint = did_you_mean(&s.value, ["count", "day", "hour"])
-                    .unwrap_or_else(|| "`WindowType` is `count`, `day` or `hour`".into());
-                self.report(
-                    self.diag(
-                        Code::E0305,
-                        node.span,
-                        format!("unknown window type `{}`", s.value),
-                    )
-                    .with_label("unknown window type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0305,
+                    node.span,
+                    format!("unknown window type `{}`", s.value),
+                    &s.value,
+                    &["count", "day", "hour"],
+                    "`WindowType` is `count`, `day` or `hour`",
                 );
+                self.report(d.with_label("unknown window type"));
                 return None;
             }
         };
@@ -1185,17 +1188,15 @@ impl<'t> Loader<'t> {
             "list" => FieldType::List,
             "set" => FieldType::Set,
             _ => {
-                let hint = did_you_mean(&s.value, FIELD_TYPES.iter().copied())
-                    .unwrap_or_else(|| format!("field types: {}", FIELD_TYPES.join(", ")));
-                self.report(
-                    self.diag(
-                        Code::E0301,
-                        node.span,
-                        format!("unknown field type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0301,
+                    node.span,
+                    format!("unknown field type `{}`", s.value),
+                    &s.value,
+                    FIELD_TYPES,
+                    &format!("field types: {}", FIELD_TYPES.join(", ")),
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
