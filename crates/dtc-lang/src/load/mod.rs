@@ -5,6 +5,7 @@
 
 mod expr;
 pub(crate) mod names;
+pub(crate) mod reader;
 mod schema;
 mod source_map;
 mod spec;
@@ -23,16 +24,8 @@ pub fn load_spec(file: FileId, text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
     let parsed = match yaml::parse(text) {
         Ok(parsed) => parsed,
         Err(e) => {
-            let at = clamp_to_char(text, e.offset);
-            let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            let mut d = Diagnostic::new(
-                Code::E0101,
-                file,
-                Span::new(at, end),
-                format!("YAML syntax error: {}", e.message),
-            )
-            .with_label("here");
-            if let Some(hint) = yaml::indentation_hint(text, at) {
+            let mut d = yaml_syntax_error(file, text, &e);
+            if let Some(hint) = yaml::indentation_hint(text, d.span.start) {
                 d = d.with_hint(hint);
             }
             return (None, vec![d]);
@@ -40,7 +33,7 @@ pub fn load_spec(file: FileId, text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
     };
     let mut loader = spec::Loader::new(file, text);
     for (key, name, first) in &parsed.duplicate_keys {
-        let line = spec::line_of(text, first.start);
+        let line = reader::line_of(text, first.start);
         loader.diagnostics.push(
             Diagnostic::new(Code::E0101, file, *key, format!("duplicate key `{name}`"))
                 .with_label("repeated key")
@@ -76,6 +69,19 @@ pub fn load_spec(file: FileId, text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
     }
     let spec = loader.spec(doc);
     (spec, loader.diagnostics)
+}
+
+/// E0101 at the character where the YAML stopped making sense.
+pub(crate) fn yaml_syntax_error(file: FileId, text: &str, error: &yaml::YamlError) -> Diagnostic {
+    let at = clamp_to_char(text, error.offset);
+    let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+    Diagnostic::new(
+        Code::E0101,
+        file,
+        Span::new(at, end),
+        format!("YAML syntax error: {}", error.message),
+    )
+    .with_label("here")
 }
 
 fn clamp_to_char(text: &str, offset: usize) -> usize {

@@ -11,7 +11,8 @@ use crate::syntax::{
 
 use super::expr::{ExprCache, parse_scalar_expr};
 use super::names::{did_you_mean, is_identifier, name_problem};
-use super::yaml::{Node, NodeKind, Scalar};
+use super::reader::{Entries, NodeReader, line_of, value_of};
+use super::yaml::{Node, NodeKind};
 
 pub(super) const SPEC_KEYS: &[&str] = &[
     "Type",
@@ -189,22 +190,6 @@ fn type_key(name: &str, group: &str) -> String {
         .map_or(lower.clone(), str::to_string)
 }
 
-/// The mapping entries of one YAML mapping, looked up by key.
-struct Entries<'a> {
-    entries: &'a [(Node, Node)],
-    /// Where "missing key" errors point: the mapping's first key, or the node itself.
-    anchor: Span,
-}
-
-impl<'a> Entries<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == key))
-            .map(|(_, v)| v)
-    }
-}
-
 pub(crate) struct Loader<'t> {
     file: FileId,
     text: &'t str,
@@ -213,6 +198,16 @@ pub(crate) struct Loader<'t> {
     /// `Type` is not also reported as an unknown store at each use.
     store_names: Vec<String>,
     exprs: ExprCache,
+}
+
+impl NodeReader for Loader<'_> {
+    fn file(&self) -> FileId {
+        self.file
+    }
+
+    fn diagnostics(&mut self) -> &mut Vec<Diagnostic> {
+        &mut self.diagnostics
+    }
 }
 
 impl<'t> Loader<'t> {
@@ -226,21 +221,6 @@ impl<'t> Loader<'t> {
         }
     }
 
-    fn error(&mut self, code: Code, span: Span, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::new(code, self.file, span, message));
-        let last = self.diagnostics.len() - 1;
-        &mut self.diagnostics[last]
-    }
-
-    fn report(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
-    }
-
-    fn diag(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, self.file, span, message)
-    }
-
     /// Reads `node` as a mapping whose keys must be among `allowed`; keys in `known` but not in
     /// `allowed` belong to another kind of spec/aggregate (`kind_note` says which).
     fn mapping<'a>(
@@ -251,88 +231,38 @@ impl<'t> Loader<'t> {
         allowed: &[&str],
         kind_note: &dyn Fn(&str) -> String,
     ) -> Option<Entries<'a>> {
-        let NodeKind::Map(entries) = &node.kind else {
-            let found = node.shape();
-            self.report(
-                self.diag(
-                    Code::E0102,
-                    node.span,
-                    format!("expected {what} (a mapping), found {found}"),
-                )
-                .with_label(format!("this should be {what}")),
-            );
-            return None;
-        };
-        for (key, _) in entries {
-            let Some(k) = key.as_scalar() else {
-                self.report(self.diag(Code::E0102, key.span, "keys must be plain names"));
-                continue;
-            };
-            if allowed.contains(&k.value.as_str()) {
-                continue;
+        self.mapping_with(node, what, allowed, |this, span, key| {
+            if known.contains(&key) {
+                return this
+                    .diag(Code::E0206, span, kind_note(key))
+                    .with_label("not allowed here");
             }
-            if known.contains(&k.value.as_str()) {
-                let msg = kind_note(&k.value);
-                self.report(
-                    self.diag(Code::E0206, key.span, msg)
-                        .with_label("not allowed here"),
-                );
-            } else {
-                let d = self.diag(
-                    Code::E0200,
-                    key.span,
-                    format!("unknown key `{}` in {what}", k.value),
-                );
-                // A key of another place was most likely written at the wrong indentation; a
-                // near miss of a key of this place, misspelt.
-                let d = match belongs_elsewhere(&k.value) {
-                    Some(hint) => d.with_label("not a key of this mapping").with_hint(hint),
-                    None => match did_you_mean(&k.value, allowed.iter().copied()) {
-                        Some(hint) => d.with_label("unknown key").with_hint(hint),
-                        None => d.with_label("unknown key"),
-                    },
-                };
-                self.report(d);
+            let d = this.diag(Code::E0200, span, format!("unknown key `{key}` in {what}"));
+            // A key of another place was most likely written at the wrong indentation; a near
+            // miss of a key of this place, misspelt.
+            match belongs_elsewhere(key) {
+                Some(hint) => d.with_label("not a key of this mapping").with_hint(hint),
+                None => match did_you_mean(key, allowed.iter().copied()) {
+                    Some(hint) => d.with_label("unknown key").with_hint(hint),
+                    None => d.with_label("unknown key"),
+                },
             }
-        }
-        let anchor = entries.first().map_or(node.span, |(k, _)| k.span);
-        Some(Entries { entries, anchor })
+        })
     }
 
-    fn require<'a>(&mut self, entries: &Entries<'a>, key: &str, what: &str) -> Option<&'a Node> {
-        let node = entries.get(key);
-        if node.is_none() {
-            self.error(
-                Code::E0201,
-                entries.anchor,
-                format!("missing key `{key}` in {what}"),
-            )
-            .label = Some(format!("{what} without `{key}`"));
-        }
-        node
-    }
-
-    fn scalar<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a Scalar> {
-        match node.as_scalar() {
-            Some(s) if !s.is_null() => Some(s),
-            _ => {
-                let found = node.shape();
-                self.report(
-                    self.diag(
-                        Code::E0102,
-                        node.span,
-                        format!("expected a value for `{what}`, found {found}"),
-                    )
-                    .with_label("expected a scalar"),
-                );
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
-        self.scalar(node, what)
-            .map(|s| Spanned::new(s.value.clone(), node.span))
+    /// `message` about `value`, which is none of `choices`: the hint is the nearest choice, or
+    /// `otherwise` when none is near.
+    fn unknown_choice(
+        &self,
+        code: Code,
+        span: Span,
+        message: String,
+        value: &str,
+        choices: &[&str],
+        otherwise: &str,
+    ) -> Diagnostic {
+        let hint = did_you_mean(value, choices.iter().copied()).unwrap_or_else(|| otherwise.into());
+        self.diag(code, span, message).with_hint(hint)
     }
 
     /// A name that must be an identifier (E0204 otherwise; the name is still returned so later
@@ -389,6 +319,27 @@ impl<'t> Loader<'t> {
         s.value.trim().parse::<i64>().ok()
     }
 
+    /// A plain integer of at least 1; anything else is reported by `code` with `message`.
+    fn positive_integer(
+        &mut self,
+        node: &Node,
+        code: Code,
+        message: &str,
+        hint: Option<&str>,
+    ) -> Option<Spanned<i64>> {
+        if let Some(v) = self.integer(node, false).filter(|v| *v >= 1) {
+            return Some(Spanned::new(v, node.span));
+        }
+        let mut d = self
+            .diag(code, node.span, message)
+            .with_label("not a positive integer");
+        if let Some(hint) = hint {
+            d = d.with_hint(hint);
+        }
+        self.report(d);
+        None
+    }
+
     /// Loads one document.
     pub fn spec(&mut self, doc: &Node) -> Option<Spec> {
         let NodeKind::Map(_) = &doc.kind else {
@@ -404,13 +355,7 @@ impl<'t> Loader<'t> {
             return None;
         };
         // The kind decides which keys are allowed, so read `Type` before checking keys.
-        let type_node = match &doc.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == "Type"))
-                .map(|(_, v)| v),
-            _ => None,
-        };
+        let type_node = value_of(doc, "Type");
         let kind = type_node.and_then(|n| self.spec_kind(n));
         let allowed = match kind.as_ref().map(|k| k.value) {
             Some(SpecKind::Streaming) => STREAMING_KEYS,
@@ -503,17 +448,15 @@ impl<'t> Loader<'t> {
             "streaming" => SpecKind::Streaming,
             "window" => SpecKind::Window,
             _ => {
-                let hint = did_you_mean(&s.value, ["Streaming", "Window"])
-                    .unwrap_or_else(|| "a spec's `Type` is `Streaming` or `Window` (Blurr: `Blurr:Transform:Streaming`, `Blurr:Transform:Window`)".into());
-                self.report(
-                    self.diag(
-                        Code::E0202,
-                        node.span,
-                        format!("unknown spec type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0202,
+                    node.span,
+                    format!("unknown spec type `{}`", s.value),
+                    &s.value,
+                    &["Streaming", "Window"],
+                    "a spec's `Type` is `Streaming` or `Window` (Blurr: `Blurr:Transform:Streaming`, `Blurr:Transform:Window`)",
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -575,8 +518,10 @@ impl<'t> Loader<'t> {
             }
             (Some(n), None) | (None, Some(n)) => self.name(n, "source spec name"),
             (None, None) => {
-                self.error(Code::E0201, entries.anchor, "missing key `SourceDTC` in a window spec")
-                    .hint = Some("name the streaming spec whose blocks this window spec reads (`SourceDTC`, or Blurr's `SourceBTS`)".into());
+                self.report(
+                    self.diag(Code::E0201, entries.anchor, "missing key `SourceDTC` in a window spec")
+                        .with_hint("name the streaming spec whose blocks this window spec reads (`SourceDTC`, or Blurr's `SourceBTS`)"),
+                );
                 None
             }
         }
@@ -588,23 +533,14 @@ impl<'t> Loader<'t> {
         let condition = self
             .require(&entries, "Condition", "`Anchor`")
             .and_then(|n| self.expr(n, "Anchor.Condition"));
-        let max = entries
-            .get("Max")
-            .and_then(|n| match self.integer(n, false) {
-                Some(v) if v >= 1 => Some(Spanned::new(v, n.span)),
-                _ => {
-                    self.report(
-                        self.diag(
-                            Code::E0308,
-                            n.span,
-                            "`Anchor.Max` must be an integer of at least 1",
-                        )
-                        .with_label("not a positive integer")
-                        .with_hint("leave `Max` out to keep every anchor"),
-                    );
-                    None
-                }
-            });
+        let max = entries.get("Max").and_then(|n| {
+            self.positive_integer(
+                n,
+                Code::E0308,
+                "`Anchor.Max` must be an integer of at least 1",
+                Some("leave `Max` out to keep every anchor"),
+            )
+        });
         Some(AnchorDecl {
             condition,
             max,
@@ -658,13 +594,7 @@ impl<'t> Loader<'t> {
     }
 
     fn store(&mut self, node: &Node) -> Option<StoreDecl> {
-        let kind = match &node.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == "Type"))
-                .and_then(|(_, v)| self.store_kind(v)),
-            _ => None,
-        };
+        let kind = value_of(node, "Type").and_then(|n| self.store_kind(n));
         let allowed: &[&str] = match kind.as_ref().map(|k| k.value) {
             Some(StoreKind::DynamoDb) | None => STORE_KEYS,
             Some(_) => &["Type", "Name", "Retention"],
@@ -674,9 +604,7 @@ impl<'t> Loader<'t> {
         if entries.get("Type").is_none() {
             self.require(&entries, "Type", "a store");
         }
-        let name = self
-            .require(&entries, "Name", "a store")
-            .and_then(|n| self.string(n, "Name"));
+        let name = self.required_string(&entries, "Name", "a store");
         if let Some(name) = &name {
             self.store_names.push(name.value.clone());
         }
@@ -707,20 +635,12 @@ impl<'t> Loader<'t> {
 
     fn positive_option(&mut self, entries: &Entries<'_>, key: &str) -> Option<Spanned<i64>> {
         let node = entries.get(key)?;
-        match self.integer(node, false) {
-            Some(v) if v >= 1 => Some(Spanned::new(v, node.span)),
-            _ => {
-                self.report(
-                    self.diag(
-                        Code::E0311,
-                        node.span,
-                        format!("store option `{key}` must be an integer of at least 1"),
-                    )
-                    .with_label("not a positive integer"),
-                );
-                None
-            }
-        }
+        self.positive_integer(
+            node,
+            Code::E0311,
+            &format!("store option `{key}` must be an integer of at least 1"),
+            None,
+        )
     }
 
     fn store_kind(&mut self, node: &Node) -> Option<Spanned<StoreKind>> {
@@ -730,18 +650,15 @@ impl<'t> Loader<'t> {
             "embedded" => StoreKind::Embedded,
             "dynamodb" | "dynamo" => StoreKind::DynamoDb,
             _ => {
-                let hint = did_you_mean(&s.value, ["Memory", "Embedded", "DynamoDB"]).unwrap_or_else(|| {
-                    "a store's `Type` is `Memory`, `Embedded` or `DynamoDB` (Blurr: `Blurr:Store:Memory`, `Blurr:Store:Dynamo`)".into()
-                });
-                self.report(
-                    self.diag(
-                        Code::E0202,
-                        node.span,
-                        format!("unknown store type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0202,
+                    node.span,
+                    format!("unknown store type `{}`", s.value),
+                    &s.value,
+                    &["Memory", "Embedded", "DynamoDB"],
+                    "a store's `Type` is `Memory`, `Embedded` or `DynamoDB` (Blurr: `Blurr:Store:Memory`, `Blurr:Store:Dynamo`)",
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -905,17 +822,15 @@ impl<'t> Loader<'t> {
             "variable" => AggregateKind::Variable,
             "window" => AggregateKind::Window,
             _ => {
-                let hint = did_you_mean(&s.value, ["Identity", "Block", "Activity", "Variable", "Window"])
-                    .unwrap_or_else(|| "an aggregate's `Type` is `Identity`, `Block`, `Activity`, `Variable` or `Window`".into());
-                self.report(
-                    self.diag(
-                        Code::E0202,
-                        node.span,
-                        format!("unknown aggregate type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0202,
+                    node.span,
+                    format!("unknown aggregate type `{}`", s.value),
+                    &s.value,
+                    &["Identity", "Block", "Activity", "Variable", "Window"],
+                    "an aggregate's `Type` is `Identity`, `Block`, `Activity`, `Variable` or `Window`",
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -949,13 +864,7 @@ impl<'t> Loader<'t> {
     }
 
     fn aggregate(&mut self, node: &Node, spec_kind: Option<SpecKind>) -> Option<AggregateDecl> {
-        let type_node = match &node.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == "Type"))
-                .map(|(_, v)| v),
-            _ => None,
-        };
+        let type_node = value_of(node, "Type");
         let kind = type_node.and_then(|n| self.aggregate_kind(n, spec_kind));
         let allowed = kind
             .as_ref()
@@ -1057,21 +966,14 @@ impl<'t> Loader<'t> {
         let mut separate_by_inactive_seconds = None;
         if kind_value == Some(AggregateKind::Activity) {
             match entries.get("SeparateByInactiveSeconds") {
-                Some(n) => match self.integer(n, false) {
-                    Some(v) if v >= 1 => {
-                        separate_by_inactive_seconds = Some(Spanned::new(v, n.span))
-                    }
-                    _ => {
-                        self.report(
-                            self.diag(
-                                Code::E0304,
-                                n.span,
-                                "`SeparateByInactiveSeconds` must be an integer of at least 1",
-                            )
-                            .with_label("not a positive integer"),
-                        );
-                    }
-                },
+                Some(n) => {
+                    separate_by_inactive_seconds = self.positive_integer(
+                        n,
+                        Code::E0304,
+                        "`SeparateByInactiveSeconds` must be an integer of at least 1",
+                        None,
+                    );
+                }
                 None => {
                     self.report(
                         self.diag(Code::E0304, entries.anchor, "an Activity aggregate needs `SeparateByInactiveSeconds`")
@@ -1159,17 +1061,15 @@ impl<'t> Loader<'t> {
             "day" => WindowType::Day,
             "hour" => WindowType::Hour,
             _ => {
-                let hint = did_you_mean(&s.value, ["count", "day", "hour"])
-                    .unwrap_or_else(|| "`WindowType` is `count`, `day` or `hour`".into());
-                self.report(
-                    self.diag(
-                        Code::E0305,
-                        node.span,
-                        format!("unknown window type `{}`", s.value),
-                    )
-                    .with_label("unknown window type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0305,
+                    node.span,
+                    format!("unknown window type `{}`", s.value),
+                    &s.value,
+                    &["count", "day", "hour"],
+                    "`WindowType` is `count`, `day` or `hour`",
                 );
+                self.report(d.with_label("unknown window type"));
                 return None;
             }
         };
@@ -1288,17 +1188,15 @@ impl<'t> Loader<'t> {
             "list" => FieldType::List,
             "set" => FieldType::Set,
             _ => {
-                let hint = did_you_mean(&s.value, FIELD_TYPES.iter().copied())
-                    .unwrap_or_else(|| format!("field types: {}", FIELD_TYPES.join(", ")));
-                self.report(
-                    self.diag(
-                        Code::E0301,
-                        node.span,
-                        format!("unknown field type `{}`", s.value),
-                    )
-                    .with_label("unknown type")
-                    .with_hint(hint),
+                let d = self.unknown_choice(
+                    Code::E0301,
+                    node.span,
+                    format!("unknown field type `{}`", s.value),
+                    &s.value,
+                    FIELD_TYPES,
+                    &format!("field types: {}", FIELD_TYPES.join(", ")),
                 );
+                self.report(d.with_label("unknown type"));
                 return None;
             }
         };
@@ -1341,10 +1239,4 @@ fn is_date(s: &str) -> bool {
         .ok()
         .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, m, d))
         .is_some()
-}
-
-/// 1-based line of byte `offset`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |p| p.matches('\n').count() + 1)
 }

@@ -13,7 +13,9 @@ pub use literal::{Literal, LiteralKind, parse_datetime};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::load::names::did_you_mean;
+use crate::load::reader::{Entries, NodeReader, line_of};
 use crate::load::yaml::{self, Node, NodeKind};
+use crate::load::yaml_syntax_error;
 use crate::span::{FileId, Span, Spanned};
 
 /// One test file: the specs it tests and its tests.
@@ -142,18 +144,7 @@ const PLACES: &[(&str, &[&str])] = &[
 pub fn load_test_file(file: FileId, text: &str) -> (Option<TestFile>, Vec<Diagnostic>) {
     let parsed = match yaml::parse(text) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            let at = clamp_to_char(text, e.offset);
-            let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-            let d = Diagnostic::new(
-                Code::E0101,
-                file,
-                Span::new(at, end),
-                format!("YAML syntax error: {}", e.message),
-            )
-            .with_label("here");
-            return (None, vec![d]);
-        }
+        Err(e) => return (None, vec![yaml_syntax_error(file, text, &e)]),
     };
     let mut loader = Loader {
         file,
@@ -202,130 +193,40 @@ struct Loader<'t> {
     diagnostics: Vec<Diagnostic>,
 }
 
-/// The entries of one YAML mapping, looked up by key.
-struct Entries<'a> {
-    entries: &'a [(Node, Node)],
-    /// Where "missing key" errors point: the mapping's first key, or the node itself.
-    anchor: Span,
-}
-
-impl<'a> Entries<'a> {
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == key))
-            .map(|(_, v)| v)
+impl NodeReader for Loader<'_> {
+    fn file(&self) -> FileId {
+        self.file
     }
 
-    /// The entry's key node, for messages about the whole entry.
-    fn key_span(&self, key: &str) -> Option<Span> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.value == key))
-            .map(|(k, _)| k.span)
+    fn diagnostics(&mut self) -> &mut Vec<Diagnostic> {
+        &mut self.diagnostics
     }
 }
 
 impl Loader<'_> {
-    fn diag(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, self.file, span, message)
-    }
-
-    fn report(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
-    }
-
-    fn line_of(&self, offset: usize) -> usize {
-        self.text
-            .get(..offset)
-            .map_or(0, |t| t.matches('\n').count())
-            + 1
-    }
-
     /// Reads `node` as a mapping whose keys must be among `allowed`.
     fn mapping<'a>(&mut self, node: &'a Node, what: &str, allowed: &[&str]) -> Option<Entries<'a>> {
-        let NodeKind::Map(entries) = &node.kind else {
-            let found = node.shape();
-            self.report(
-                self.diag(
-                    Code::E0102,
-                    node.span,
-                    format!("expected {what} (a mapping), found {found}"),
-                )
-                .with_label(format!("this should be {what}")),
-            );
-            return None;
-        };
-        for (key, _) in entries {
-            let Some(k) = key.as_scalar() else {
-                self.report(self.diag(Code::E0102, key.span, "keys must be plain names"));
-                continue;
-            };
-            if allowed.contains(&k.value.as_str()) {
-                continue;
-            }
-            let mut d = self
-                .diag(
-                    Code::E0200,
-                    key.span,
-                    format!("unknown key `{}` in {what}", k.value),
-                )
+        self.mapping_with(node, what, allowed, |this, span, key| {
+            let d = this
+                .diag(Code::E0200, span, format!("unknown key `{key}` in {what}"))
                 .with_label("unknown key");
             let elsewhere = PLACES
                 .iter()
-                .filter(|(_, keys)| keys.contains(&k.value.as_str()))
+                .filter(|(_, keys)| keys.contains(&key))
                 .map(|(place, _)| *place)
                 .collect::<Vec<_>>();
-            if let Some(hint) = did_you_mean(&k.value, allowed.iter().copied()) {
-                d = d.with_hint(hint);
+            if let Some(hint) = did_you_mean(key, allowed.iter().copied()) {
+                d.with_hint(hint)
             } else if !elsewhere.is_empty() {
-                d = d.with_hint(format!(
-                    "`{}` belongs in {}; {what} takes {}",
-                    k.value,
+                d.with_hint(format!(
+                    "`{key}` belongs in {}; {what} takes {}",
                     elsewhere.join(" or "),
                     list(allowed)
-                ));
+                ))
             } else {
-                d = d.with_hint(format!("{what} takes {}", list(allowed)));
+                d.with_hint(format!("{what} takes {}", list(allowed)))
             }
-            self.report(d);
-        }
-        let anchor = entries.first().map_or(node.span, |(k, _)| k.span);
-        Some(Entries { entries, anchor })
-    }
-
-    fn require<'a>(&mut self, entries: &Entries<'a>, key: &str, what: &str) -> Option<&'a Node> {
-        let node = entries.get(key);
-        if node.is_none() {
-            self.report(
-                self.diag(
-                    Code::E0201,
-                    entries.anchor,
-                    format!("missing key `{key}` in {what}"),
-                )
-                .with_label(format!("{what} without `{key}`")),
-            );
-        }
-        node
-    }
-
-    /// A non-null scalar's text.
-    fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
-        match node.as_scalar() {
-            Some(s) if !s.is_null() => Some(Spanned::new(s.value.clone(), node.span)),
-            _ => {
-                let found = node.shape();
-                self.report(
-                    self.diag(
-                        Code::E0102,
-                        node.span,
-                        format!("expected a value for `{what}`, found {found}"),
-                    )
-                    .with_label("expected a scalar"),
-                );
-                None
-            }
-        }
+        })
     }
 
     fn sequence<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [Node]> {
@@ -408,9 +309,7 @@ impl Loader<'_> {
 
     fn test_file(&mut self, doc: &Node) -> Option<TestFile> {
         let entries = self.mapping(doc, "a test file", FILE_KEYS)?;
-        let streaming = self
-            .require(&entries, "Streaming", "a test file")
-            .and_then(|n| self.string(n, "Streaming"));
+        let streaming = self.required_string(&entries, "Streaming", "a test file");
         let window = entries.get("Window").and_then(|n| self.string(n, "Window"));
         let mut tests = Vec::new();
         if let Some(node) = self.require(&entries, "Tests", "a test file")
@@ -432,7 +331,7 @@ impl Loader<'_> {
             for test in &tests {
                 match names.iter().find(|n| n.value == test.name.value) {
                     Some(first) => {
-                        let first_line = self.line_of(first.span.start);
+                        let first_line = line_of(self.text, first.span.start);
                         self.report(
                             self.diag(
                                 Code::E0505,
@@ -458,9 +357,7 @@ impl Loader<'_> {
 
     fn test(&mut self, node: &Node) -> Option<Test> {
         let entries = self.mapping(node, "a test", TEST_KEYS)?;
-        let name = self
-            .require(&entries, "Name", "a test")
-            .and_then(|n| self.string(n, "Name"));
+        let name = self.required_string(&entries, "Name", "a test");
         let events = match entries.get("Events") {
             Some(node) => self.events(node),
             None => Vec::new(),
@@ -621,12 +518,8 @@ impl Loader<'_> {
     fn record(&mut self, node: &Node) -> Option<RecordExpectation> {
         let what = "a `Records` entry";
         let entries = self.mapping(node, what, RECORD_KEYS)?;
-        let identity = self
-            .require(&entries, "Identity", what)
-            .and_then(|n| self.string(n, "Identity"));
-        let aggregate = self
-            .require(&entries, "Aggregate", what)
-            .and_then(|n| self.string(n, "Aggregate"));
+        let identity = self.required_string(&entries, "Identity", what);
+        let aggregate = self.required_string(&entries, "Aggregate", what);
         let dimensions = entries
             .get("Dimensions")
             .map(|n| self.named_values(n, "Dimensions"))
@@ -647,9 +540,7 @@ impl Loader<'_> {
     fn row(&mut self, node: &Node) -> Option<RowExpectation> {
         let what = "a `Rows` entry";
         let entries = self.mapping(node, what, ROW_KEYS)?;
-        let identity = self
-            .require(&entries, "Identity", what)
-            .and_then(|n| self.string(n, "Identity"));
+        let identity = self.required_string(&entries, "Identity", what);
         let anchor_time = match entries.get("AnchorTime") {
             Some(n) => Some(self.datetime(n, "AnchorTime")?),
             None => None,
@@ -669,9 +560,7 @@ impl Loader<'_> {
     fn feature(&mut self, node: &Node) -> Option<FeatureExpectation> {
         let what = "a `Features` entry";
         let entries = self.mapping(node, what, FEATURE_KEYS)?;
-        let identity = self
-            .require(&entries, "Identity", what)
-            .and_then(|n| self.string(n, "Identity"));
+        let identity = self.required_string(&entries, "Identity", what);
         let at = self
             .require(&entries, "At", what)
             .and_then(|n| self.datetime(n, "At"));
@@ -694,9 +583,7 @@ impl Loader<'_> {
     ) -> Option<RejectExpectation> {
         let what = "a `Rejects` entry";
         let entries = self.mapping(node, what, REJECT_KEYS)?;
-        let reason = self
-            .require(&entries, "Reason", what)
-            .and_then(|n| self.string(n, "Reason"));
+        let reason = self.required_string(&entries, "Reason", what);
         let event = entries.get("Event").and_then(|n| self.count(n, "Event", 1));
         let line = entries.get("Line").and_then(|n| self.count(n, "Line", 1));
         let position = match (event, line) {
@@ -752,14 +639,6 @@ impl Loader<'_> {
             detail,
         })
     }
-}
-
-fn clamp_to_char(text: &str, offset: usize) -> usize {
-    let mut at = offset.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }
 
 /// `` `A`, `B` or `C` ``.
