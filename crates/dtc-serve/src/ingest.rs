@@ -63,8 +63,9 @@ pub struct IngestOptions {
     pub live: LiveOptions,
     /// Where rejected events go (appended at each commit, as in `dtc transform`).
     pub dead_letters: PathBuf,
-    /// How often the lag of the assigned partitions is measured (a request to the broker per
-    /// partition, on the ingest's thread).
+    /// How often the lag of the assigned partitions is measured while the end of one is not
+    /// known yet (a request to the broker per partition, on the ingest's thread); afterwards
+    /// the run's progress reports measure it, every `live.progress_interval`.
     pub lag_interval: Duration,
     /// The run not polling its source for this long makes `/readyz` fail: it is stuck.
     pub stall_after: Duration,
@@ -292,6 +293,10 @@ impl Status {
         }
     }
 
+    fn needs_end(&self) -> bool {
+        self.inner().parts.values().any(|p| p.end.is_none())
+    }
+
     fn ended(&self, error: Option<&RunError>) {
         self.inner().state = match error {
             Some(e) => State::Failed(e.to_string()),
@@ -393,7 +398,10 @@ impl RecordSource for Tracked {
         if self.countdown == 0 {
             self.countdown = RECORDS_PER_CHECK;
             self.status.polled();
-            if !self.read.is_empty()
+            // Measuring asks the broker, on the run's thread: only while a partition's end is
+            // not known; afterwards the run's own progress reports (every progress interval)
+            // keep the lag current.
+            if self.status.needs_end()
                 && self
                     .last_measured
                     .is_none_or(|t| t.elapsed() >= self.lag_interval)
