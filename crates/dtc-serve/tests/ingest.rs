@@ -106,6 +106,8 @@ fn options(dir: &std::path::Path) -> IngestOptions {
     IngestOptions::new(
         LiveOptions {
             commit_interval: Duration::from_millis(50),
+            // The progress reports keep the lag gauge current once the partition's end is known.
+            progress_interval: Duration::from_millis(50),
             ..LiveOptions::default()
         },
         dir.join("dead-letters.jsonl"),
