@@ -41,7 +41,7 @@ enum Command {
     /// Print an identity's stored records as JSON lines, or list the store's identities.
     Blocks(cmd::blocks::BlocksArgs),
     /// Serve window features over HTTP: an identity's features now, equal to its training rows.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Print the JSON Schema of the spec format, for editors' YAML plugins (completion, hover).
     ///
     /// Point a spec at a saved copy with a first line
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Transform(args) => cmd::transform::run(*args, cli.verbose),
         Command::Blocks(args) => cmd::blocks::run(args, cli.verbose),
-        Command::Serve(args) => cmd::serve::run(args, cli.verbose),
+        Command::Serve(args) => cmd::serve::run(*args, cli.verbose),
         Command::Schema => cmd::schema::run(),
         Command::Test(args) => cmd::test::run(&args),
         Command::Produce(args) => cmd::kafka::produce(args, cli.verbose),

@@ -22,10 +22,10 @@
 //! record written carries its identity's mark (the offset after its last event applied), and a
 //! restart skips an identity's events below its mark.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -115,6 +115,37 @@ pub struct LiveMetrics {
     pub identities_unsettled: AtomicU64,
     /// Records dropped because this consumer no longer owned their partition.
     pub dropped_fenced: AtomicU64,
+    /// Rejected events by reason, in [`RejectReason::ALL`] order.
+    pub rejected_by_reason: [AtomicU64; RejectReason::ALL.len()],
+    /// How long each commit that wrote took, oldest first, until a metrics exporter takes
+    /// them ([`LiveMetrics::take_commit_durations`]); the oldest go past
+    /// [`COMMIT_DURATIONS_KEPT`], so a run nobody exports from holds little.
+    pub commit_durations: Mutex<VecDeque<Duration>>,
+}
+
+/// Commit durations kept for an exporter that has not taken them.
+pub const COMMIT_DURATIONS_KEPT: usize = 4096;
+
+impl LiveMetrics {
+    fn commit_took(&self, took: Duration) {
+        let mut kept = self
+            .commit_durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= COMMIT_DURATIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(took);
+    }
+
+    /// The durations of the commits since the last call.
+    pub fn take_commit_durations(&self) -> Vec<Duration> {
+        self.commit_durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect()
+    }
 }
 
 /// What the observer is shown every progress interval.
@@ -467,6 +498,7 @@ impl<'a> Live<'a> {
         payload: &[u8],
     ) -> Result<(), RunError> {
         self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        self.metrics.rejected_by_reason[rejection.reason.index()].fetch_add(1, Ordering::Relaxed);
         self.rejected.add(rejection.reason);
         let name = self
             .parts
@@ -755,6 +787,7 @@ impl<'a> Live<'a> {
         services: &mut Services,
         all: bool,
     ) -> Result<(), RunError> {
+        let began = Instant::now();
         self.settle(all);
         let mut per_part: HashMap<PartitionId, (Vec<StoredRecord>, Vec<RecordKey>)> =
             HashMap::new();
@@ -863,6 +896,7 @@ impl<'a> Live<'a> {
         if wrote {
             self.commits += 1;
             self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+            self.metrics.commit_took(began.elapsed());
         }
         self.freshness.committed(Instant::now());
         self.metrics

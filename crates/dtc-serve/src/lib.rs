@@ -5,6 +5,7 @@
 //! - [`http`]: the endpoints (docs/serving.md), authentication, limits and timeouts.
 //! - [`metrics`]: the server's Prometheus registry (`/metrics`).
 //! - [`served_log`]: the served-feature log.
+//! - [`ingest`]: a continuous run beside the server, on the same store (`--source kafka://`).
 //!
 //! The store is the synchronous [`BlockStore`]: every read runs on Tokio's blocking pool,
 //! at most [`ServeOptions::max_concurrent_reads`] at once, one `load_identity` (one DynamoDB
@@ -24,6 +25,7 @@ use dtc_store::BlockStore;
 pub mod error;
 pub mod features;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod served_log;
 
@@ -73,9 +75,9 @@ impl Default for ServeOptions {
     }
 }
 
-/// Something `/readyz` waits for besides the open store. The hook for the in-process Kafka
-/// ingest (issue 20): it registers a check that fails until the consumer has caught up within
-/// the commit interval, and `/readyz` answers 503 with the check's reason until then.
+/// Something `/readyz` waits for besides the open store: the in-process ingest's
+/// ([`ingest::Ingest::readiness`]) fails until the run has caught up with its partitions, and
+/// `/readyz` answers 503 with the check's reason until then.
 pub trait ReadinessCheck: Send + Sync {
     /// Shown in `/readyz`'s answer.
     fn name(&self) -> &str;

@@ -2,9 +2,11 @@
 //!
 //! Each server has a registry of its own rather than the process-wide `metrics` recorder, so
 //! that two servers in one process (tests, or a future ingest beside the API) never mix their
-//! counts. [`Metrics::recorder`] is the hook for code running beside the server, the Kafka
-//! ingest of issue 20: it registers its metrics (events applied, late, rejected by reason, lag
-//! per partition, commit latency) through it and they appear at `/metrics` with the server's.
+//! counts. [`Metrics::recorder`] is the hook for code running beside the server; code that
+//! keeps its counts as data elsewhere (the Kafka ingest, [`crate::ingest`]: events applied,
+//! late, rejected by reason, lag per partition, commit latency) adds a [`Collector`] that
+//! copies them into the registry at each scrape, and they appear at `/metrics` with the
+//! server's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-const METADATA: Metadata<'static> = Metadata::new("dtc_serve", Level::INFO, None);
+pub(crate) const METADATA: Metadata<'static> = Metadata::new("dtc_serve", Level::INFO, None);
 
 /// Bucket bounds of every `*_duration_seconds` histogram: 50 µs to 10 s, dense below 1 ms
 /// where the embedded store answers.
@@ -37,6 +39,11 @@ pub const LOG_ERRORS: &str = "dtc_serve_served_log_errors_total";
 /// The counter and latency histogram of each (endpoint, status).
 type RequestHandles = HashMap<(&'static str, u16), (Counter, Histogram)>;
 
+/// Counts kept outside the registry, copied into it when `/metrics` is scraped.
+pub trait Collector: Send + Sync {
+    fn collect(&self, recorder: &dyn Recorder);
+}
+
 /// The server's registry and the handles its hot path uses.
 #[derive(Clone)]
 pub struct Metrics {
@@ -48,6 +55,7 @@ pub struct Metrics {
     log_errors: Counter,
     /// Per (endpoint, status): registering a labelled key allocates, a lookup here does not.
     requests: Arc<Mutex<RequestHandles>>,
+    collectors: Arc<Mutex<Vec<Arc<dyn Collector>>>>,
 }
 
 impl Metrics {
@@ -118,6 +126,7 @@ impl Metrics {
             store_errors,
             log_errors,
             requests: Arc::default(),
+            collectors: Arc::default(),
         }
     }
 
@@ -126,8 +135,24 @@ impl Metrics {
         self.recorder.as_ref()
     }
 
+    /// `collector` runs before every rendering of `/metrics`.
+    pub fn add_collector(&self, collector: Arc<dyn Collector>) {
+        self.collectors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(collector);
+    }
+
     /// The text `/metrics` answers.
     pub fn render(&self) -> String {
+        let collectors = self
+            .collectors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        for collector in collectors {
+            collector.collect(self.recorder());
+        }
         self.handle.render()
     }
 

@@ -98,6 +98,31 @@ impl KafkaArgs {
         }
         Ok(options)
     }
+
+    /// Joins the consumer group of these flags on `source` (a kafka:// URI).
+    pub fn connect(&self, source: &str) -> Result<KafkaSource, RunError> {
+        let uri = KafkaUri::parse(source).map_err(|e| RunError::Usage(e.to_string()))?;
+        let group = self.group.clone().ok_or_else(|| {
+            RunError::Usage("a kafka:// source needs --group: the consumer group to join".into())
+        })?;
+        let mut options = ConsumerOptions::new(uri, group);
+        options.options = self.options()?;
+        options.stop_at_end = self.stop_at_end;
+        options.max_record_bytes = self.max_record_bytes.max(1);
+        KafkaSource::connect(options).map_err(|e| RunError::Io(e.into()))
+    }
+
+    /// The continuous run's options of these flags.
+    pub fn live_options(&self) -> Result<LiveOptions, RunError> {
+        Ok(LiveOptions {
+            commit_interval: self.commit_interval.max(Duration::from_millis(1)),
+            allowed_disorder: chrono::TimeDelta::from_std(self.allowed_disorder)
+                .map_err(|_| RunError::Usage("--allowed-disorder is too large".into()))?,
+            idle_timeout: self.idle_timeout,
+            cache_bytes: self.cache_mb.max(1) << 20,
+            ..LiveOptions::default()
+        })
+    }
 }
 
 /// SIGINT or SIGTERM seen: the run finishes its batch, commits and exits 0.
@@ -132,8 +157,8 @@ fn catch_signals() -> Arc<AtomicBool> {
 }
 
 /// Progress lines on stderr.
-struct LiveObserver {
-    quiet: bool,
+pub struct LiveObserver {
+    pub quiet: bool,
 }
 
 impl Observer for LiveObserver {
@@ -177,26 +202,11 @@ pub fn transform(
     args: &KafkaArgs,
     quiet: bool,
 ) -> Result<LiveReport, RunError> {
-    let uri = KafkaUri::parse(source).map_err(|e| RunError::Usage(e.to_string()))?;
-    let group = args.group.clone().ok_or_else(|| {
-        RunError::Usage("a kafka:// source needs --group: the consumer group to join".into())
-    })?;
-    let mut options = ConsumerOptions::new(uri, group);
-    options.options = args.options()?;
-    options.stop_at_end = args.stop_at_end;
-    options.max_record_bytes = args.max_record_bytes.max(1);
+    let mut source = args.connect(source)?;
     let store =
         dtc_runtime::locations::open_store(store_uri, OpenMode::CreateIfMissing, store_options)?;
-    let mut source = KafkaSource::connect(options).map_err(|e| RunError::Io(e.into()))?;
     let stop = catch_signals();
-    let live = LiveOptions {
-        commit_interval: args.commit_interval.max(Duration::from_millis(1)),
-        allowed_disorder: chrono::TimeDelta::from_std(args.allowed_disorder)
-            .map_err(|_| RunError::Usage("--allowed-disorder is too large".into()))?,
-        idle_timeout: args.idle_timeout,
-        cache_bytes: args.cache_mb.max(1) << 20,
-        ..LiveOptions::default()
-    };
+    let live = args.live_options()?;
     run_live(
         LiveRun {
             streaming: plan,

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use dtc_runtime::RunError;
 use dtc_runtime::error::explain;
-use dtc_runtime::locations::{StoreOptions, open_store};
+use dtc_runtime::locations::{StoreOptions, default_dead_letters, open_store};
+use dtc_runtime::specs::JobSpecs;
+use dtc_serve::ingest::{Ingest, IngestOptions};
 use dtc_serve::{ServeError, ServeOptions, Server};
-use dtc_store::OpenMode;
+use dtc_store::{BlockStore, OpenMode};
 
+use crate::cmd::kafka::{KafkaArgs, LiveObserver};
 use crate::report_error;
 
 #[derive(Debug, Args)]
@@ -68,6 +72,17 @@ pub struct ServeArgs {
     /// On SIGTERM, how long requests in flight may take to finish, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub drain_timeout: u64,
+    /// Also keep the store current from Kafka, in this process:
+    /// kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC] with --group (the continuous run of
+    /// `dtc transform --source kafka://…`, on the store the server reads).
+    #[arg(long, value_name = "URI")]
+    pub source: Option<String>,
+    /// The ingest's rejected events, one JSON line each, appended (default:
+    /// dead-letters.jsonl beside the store).
+    #[arg(long, value_name = "PATH", requires = "source")]
+    pub dead_letter: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 pub fn run(args: ServeArgs, verbose: bool) -> ExitCode {
@@ -78,8 +93,23 @@ pub fn run(args: ServeArgs, verbose: bool) -> ExitCode {
         Ok(specs) => specs,
         Err(e) => return report_error(&e, verbose),
     };
-    let store = match open_store(&args.store, OpenMode::MustExist, &StoreOptions::default()) {
-        Ok(store) => Arc::<dyn dtc_store::BlockStore>::from(store),
+    if args.source.is_none() && args.kafka.group.is_some() {
+        let e = RunError::Usage("--group joins a consumer group for --source kafka://…".into());
+        return report_error(&e, verbose);
+    }
+    // Serving alone never creates a store; an ingest writes one, as `dtc transform` does.
+    let (mode, store_options) = match &args.source {
+        Some(_) => (
+            OpenMode::CreateIfMissing,
+            StoreOptions {
+                retention_days: crate::cmd::transform::spec_retention(&specs.streaming),
+                ..StoreOptions::default()
+            },
+        ),
+        None => (OpenMode::MustExist, StoreOptions::default()),
+    };
+    let store = match open_store(&args.store, mode, &store_options) {
+        Ok(store) => Arc::<dyn BlockStore>::from(store),
         Err(e) => return report_error(&e, verbose),
     };
     let auth_token = match &args.auth_token_file {
@@ -116,10 +146,10 @@ pub fn run(args: ServeArgs, verbose: bool) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return serve_error(&ServeError::Server(e)),
     };
-    let options = ServeOptions {
+    let mut options = ServeOptions {
         listen: args.listen,
         auth_token,
-        served_log: args.log_served,
+        served_log: args.log_served.clone(),
         body_limit: args.body_limit,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         max_concurrent_reads: args.max_concurrent_reads,
@@ -127,25 +157,97 @@ pub fn run(args: ServeArgs, verbose: bool) -> ExitCode {
         drain_timeout: Duration::from_secs(args.drain_timeout),
         ..ServeOptions::default()
     };
+    let ingest = match &args.source {
+        Some(source) => match start_ingest(&args, source, &specs, &store) {
+            Ok(ingest) => {
+                options.readiness.push(ingest.readiness());
+                Some(ingest)
+            }
+            Err(Failure::Run(e)) => return report_error(&e, verbose),
+            Err(Failure::Serve(e)) => return serve_error(&e),
+        },
+        None => None,
+    };
     let described = store.describe();
     let served = runtime.block_on(async {
         let server = Server::bind(specs, store.clone(), options).await?;
+        if let Some(ingest) = &ingest {
+            ingest.export_metrics(server.metrics());
+        }
         eprintln!(
-            "dtc serve: listening on http://{} over {described}",
-            server.local_addr()?
+            "dtc serve: listening on http://{} over {described}{}",
+            server.local_addr()?,
+            match &args.source {
+                Some(source) => format!(", ingesting {source}"),
+                None => String::new(),
+            }
         );
-        server.run(dtc_serve::shutdown_signal()).await
+        let failed = ingest.as_ref().map(Ingest::failed);
+        // A failed ingest stops the server: data that no longer moves must not look live.
+        // The store keeps what the run committed; a restart resumes from there.
+        let shutdown = async move {
+            match failed {
+                Some(failed) => tokio::select! {
+                    () = dtc_serve::shutdown_signal() => {}
+                    why = failed => {
+                        eprintln!("error: the continuous run failed, shutting down: {why}");
+                    }
+                },
+                None => dtc_serve::shutdown_signal().await,
+            }
+        };
+        server.run(shutdown).await
     });
+    // The server has drained; the run finishes the record in hand and commits.
+    let ingested = ingest.map(Ingest::join);
     if let Some(usage) = store.usage() {
         eprintln!("dtc serve: {usage}");
     }
-    match served {
-        Ok(()) => {
+    match (served, ingested) {
+        (Err(e), _) => serve_error(&e),
+        (Ok(()), Some(Err(e))) => report_error(&e, verbose),
+        (Ok(()), ingested) => {
+            if let Some(Ok(report)) = ingested {
+                crate::cmd::kafka::print_summary(&report);
+            }
             eprintln!("dtc serve: stopped");
             ExitCode::SUCCESS
         }
-        Err(e) => serve_error(&e),
     }
+}
+
+enum Failure {
+    Run(RunError),
+    Serve(ServeError),
+}
+
+/// Connects the consumer and starts the continuous run on `store`, on a thread of its own.
+fn start_ingest(
+    args: &ServeArgs,
+    source: &str,
+    specs: &JobSpecs,
+    store: &Arc<dyn BlockStore>,
+) -> Result<Ingest, Failure> {
+    if !dtc_kafka::KafkaUri::is_kafka(source) {
+        return Err(Failure::Run(RunError::Usage(format!(
+            "dtc serve ingests kafka:// sources only, not `{source}`: load files into the store \
+             with `dtc transform --source`"
+        ))));
+    }
+    let consumer = args.kafka.connect(source).map_err(Failure::Run)?;
+    let live = args.kafka.live_options().map_err(Failure::Run)?;
+    let dead_letters = args
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| default_dead_letters(&args.store));
+    Ingest::start(
+        specs.streaming.clone(),
+        store.clone(),
+        Box::new(consumer),
+        IngestOptions::new(live, dead_letters),
+        Box::new(LiveObserver { quiet: false }),
+    )
+    .map_err(Failure::Serve)
 }
 
 fn serve_error(e: &ServeError) -> ExitCode {

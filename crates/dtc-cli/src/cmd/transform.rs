@@ -179,14 +179,9 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
     }
     let store_options = StoreOptions {
         create_table: args.create_table,
-        retention_days: args.retention_days.or_else(|| {
-            specs
-                .streaming
-                .stores
-                .iter()
-                .find_map(|s| s.retention_days)
-                .and_then(|d| u32::try_from(d).ok())
-        }),
+        retention_days: args
+            .retention_days
+            .or_else(|| spec_retention(&specs.streaming)),
     };
     // A window run over the store only reads it: a mistyped path must not read as empty.
     let mode = if sources.is_empty() {
@@ -235,6 +230,15 @@ fn transform(args: &TransformArgs) -> Result<(), Failure> {
         }
         (_, window) => streaming_run(args, sources, store.as_ref(), &specs, window, &mut services),
     }
+}
+
+/// The retention in days the streaming spec's store declares, if any.
+pub fn spec_retention(streaming: &dtc_plan::plan::StreamingPlan) -> Option<u32> {
+    streaming
+        .stores
+        .iter()
+        .find_map(|s| s.retention_days)
+        .and_then(|d| u32::try_from(d).ok())
 }
 
 fn format_of(args: &TransformArgs, window: bool) -> OutputFormat {
