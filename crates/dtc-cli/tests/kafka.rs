@@ -5,68 +5,18 @@
 //!   end: the store and the window rows equal a batch run over the same events;
 //! - two consumers of one group on DynamoDB Local, one killed mid-stream: the same result.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dtc_store::BlockStore;
 
 mod common;
 
+use common::kafka::Broker;
+
 fn specs() -> PathBuf {
     common::repo().join("dtc-specs/offer-ai")
-}
-
-/// The broker: a `dtc-test-broker` process (killed when dropped), or one already running.
-struct Broker {
-    child: Option<Child>,
-    bootstrap: String,
-}
-
-impl Broker {
-    fn start(topic: &str, partitions: u32) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dtc-test-broker"))
-            .args(["--partitions", &partitions.to_string(), topic])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start dtc-test-broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the broker's address");
-        let bootstrap = line
-            .trim()
-            .strip_prefix("bootstrap ")
-            .expect("bootstrap line")
-            .to_string();
-        Broker {
-            child: Some(child),
-            bootstrap,
-        }
-    }
-
-    /// A broker already running at `bootstrap`, with a new topic of `partitions`.
-    fn external(bootstrap: &str, topic: &str, partitions: i32) -> Broker {
-        dtc_kafka::create_topic(bootstrap, topic, partitions, &[]).expect("create the topic");
-        Broker {
-            child: None,
-            bootstrap: bootstrap.to_string(),
-        }
-    }
-
-    fn uri(&self, topic: &str) -> String {
-        format!("kafka://{}/{topic}", self.bootstrap)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Offer-ai events for `users` users over `days` days, a few broken lines among them; about

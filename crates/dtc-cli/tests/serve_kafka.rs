@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,45 +22,10 @@ use serde_json::Value as Json;
 
 mod common;
 
+use common::kafka::Broker;
+
 fn specs() -> PathBuf {
     common::repo().join("dtc-specs/offer-ai")
-}
-
-/// A `dtc-test-broker` process, killed when dropped.
-struct Broker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Broker {
-    fn start(topic: &str, partitions: u32) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dtc-test-broker"))
-            .args(["--partitions", &partitions.to_string(), topic])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start dtc-test-broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the broker's address");
-        let bootstrap = line
-            .trim()
-            .strip_prefix("bootstrap ")
-            .expect("bootstrap line")
-            .to_string();
-        Broker { child, bootstrap }
-    }
-
-    fn uri(&self, topic: &str) -> String {
-        format!("kafka://{}/{topic}", self.bootstrap)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Offer-ai events of `users` users on days `days`, with a line that is not JSON now and

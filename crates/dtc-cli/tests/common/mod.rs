@@ -3,6 +3,8 @@
 // Each test crate uses a part of this module.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
