@@ -142,18 +142,7 @@ impl Scenario {
 
     /// The window rows of a window run over `store`, sorted.
     fn rows(&self, store: &str) -> Vec<String> {
-        let out = common::dtc()
-            .current_dir(self.path())
-            .arg("transform")
-            .arg("--streaming")
-            .arg(specs().join("offer-ai-streaming.yml"))
-            .arg("--window")
-            .arg(specs().join("offer-ai-window.yml"))
-            .args(["--store", store, "--format", "jsonl", "-q"])
-            .output()
-            .expect("window run");
-        assert!(out.status.success(), "{}", common::text(&out.stderr));
-        let mut rows: Vec<String> = common::text(&out.stdout)
+        let mut rows: Vec<String> = common::kafka::offer_ai_window_rows(self.path(), store)
             .lines()
             .map(str::to_string)
             .collect();

@@ -139,18 +139,7 @@ impl Scenario {
             .output()
             .expect("batch");
         assert!(out.status.success(), "{}", common::text(&out.stderr));
-        let out = common::dtc()
-            .current_dir(self.path())
-            .arg("transform")
-            .arg("--streaming")
-            .arg(specs().join("offer-ai-streaming.yml"))
-            .arg("--window")
-            .arg(specs().join("offer-ai-window.yml"))
-            .args(["--store", store, "--format", "jsonl", "-q"])
-            .output()
-            .expect("window run");
-        assert!(out.status.success(), "{}", common::text(&out.stderr));
-        common::text(&out.stdout)
+        common::kafka::offer_ai_window_rows(self.path(), store)
             .lines()
             .map(|l| match serde_json::from_str(l) {
                 Ok(Json::Object(row)) => row,

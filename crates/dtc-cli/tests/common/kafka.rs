@@ -3,6 +3,7 @@
 //! already running (tansu, started by `scripts/local-services.sh`).
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// The broker: a `dtc-test-broker` process (killed when dropped), or one already running.
@@ -54,4 +55,22 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// The training rows (JSON lines) of the offer-ai window spec over the blocks in `store`, a
+/// store path relative to `dir`: what a Kafka run is compared with a batch run by.
+pub fn offer_ai_window_rows(dir: &Path, store: &str) -> String {
+    let specs = super::repo().join("dtc-specs/offer-ai");
+    let out = super::dtc()
+        .current_dir(dir)
+        .arg("transform")
+        .arg("--streaming")
+        .arg(specs.join("offer-ai-streaming.yml"))
+        .arg("--window")
+        .arg(specs.join("offer-ai-window.yml"))
+        .args(["--store", store, "--format", "jsonl", "-q"])
+        .output()
+        .expect("window run");
+    assert!(out.status.success(), "{}", super::text(&out.stderr));
+    super::text(&out.stdout)
 }
